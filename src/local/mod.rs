@@ -1,0 +1,83 @@
+//! Run fixture apps on loopback with Debian's own servers (the same packages the images install),
+//! so the app code and the configs from the manifests are proven without a cluster.
+//!
+//! Everything here binds 127.0.0.1 on a free port and dies with its guard: a test that panics
+//! still leaves no server behind.
+
+mod mariadb;
+mod nginx;
+mod php_fpm;
+mod process;
+mod redis;
+
+pub use mariadb::MariaDb;
+pub use nginx::Nginx;
+pub use php_fpm::PhpFpm;
+pub use process::Proc;
+pub use redis::Redis;
+
+use anyhow::{Context, Result, bail};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now. The kernel picks it, so parallel tests do not collide;
+/// the small window before the server binds it is accepted.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 must work on any machine with loopback")
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("nothing listened on 127.0.0.1:{port} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`wait_for_port`], but gives up early with the server's log when the process died.
+pub fn wait_for_server(proc: &mut Proc, port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if !proc.is_running() {
+            bail!("{} exited before listening on 127.0.0.1:{port}; its log:\n{}", proc.name(), proc.log());
+        }
+        if Instant::now() >= deadline {
+            bail!("{} did not listen on 127.0.0.1:{port} within {timeout:?}; its log:\n{}", proc.name(), proc.log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Replace in-Pod addresses and paths in a config taken from a manifest with the test's own.
+/// A `from` that does not occur is an error: if the manifest changes, the rewrite must not
+/// silently leave the Pod's address in place.
+pub fn rewrite(text: &str, pairs: &[(&str, &str)]) -> Result<String> {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        if !out.contains(from) {
+            bail!("rewrite: {from:?} does not occur in the config:\n{out}");
+        }
+        out = out.replace(from, to);
+    }
+    Ok(out)
+}
+
+/// Write `content` to `dir/name`, creating parent folders.
+pub(crate) fn write_file(path: &std::path::Path, content: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,108 @@
+//! `stack.toml`: what a stack is, beyond its manifests.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSpec {
+    /// Must equal the folder name, so `fixtures list` and the stack agree.
+    pub name: String,
+    /// The post in shared/seeds/ the stack comes from.
+    pub seed: String,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub images: Vec<ImageSpec>,
+    pub entry: Entry,
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    #[serde(default)]
+    pub variants: BTreeMap<String, VariantSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Manifests refer to `<name>:<version>`.
+    pub name: String,
+    /// Build context, relative to the stack folder.
+    pub context: String,
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    pub versions: Vec<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub service: String,
+    pub port: i32,
+    #[serde(default)]
+    pub node_port: Option<i32>,
+    #[serde(default)]
+    pub ingress_host: Option<String>,
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub name: String,
+    /// The variant this check must catch; a check that passes on it proves nothing.
+    #[serde(default)]
+    pub negative: Option<String>,
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    pub description: String,
+    #[serde(default)]
+    pub remove: Vec<ObjectRef>,
+    #[serde(default)]
+    pub patch: Vec<PatchSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSpec {
+    pub kind: String,
+    pub name: String,
+    /// RFC 6902 operations, kept as JSON so that any value TOML can spell is allowed.
+    pub ops: Vec<serde_json::Value>,
+}
+
+/// The checks of shared/STACKS.md; a stack naming another one is a typo.
+pub const KNOWN_CHECKS: &[&str] = &[
+    "config-override",
+    "endpoints-follow-readiness",
+    "rollout-zero-5xx",
+    "hpa-scale",
+    "pdb-drain",
+    "persistence",
+    "rollout-undo",
+    "service-discovery",
+    "stale-dns-proxy",
+    "insufficient-resources",
+];
