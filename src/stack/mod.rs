@@ -93,24 +93,38 @@ impl Stack {
     /// Read and validate the stack in `dir`. Every problem found is reported, not just the first.
     pub fn load(dir: &Path) -> Result<Stack, StackError> {
         let dir = dir.canonicalize().map_err(|source| StackError::Io { path: dir.to_path_buf(), source })?;
+        let toml_path = dir.join("stack.toml");
+        let toml_text = std::fs::read_to_string(&toml_path).map_err(|source| StackError::Io { path: toml_path, source })?;
+        let manifests = read_manifests(&dir.join("manifests"))?;
+        Self::from_sources(&dir, &toml_text, &manifests)
+    }
+
+    /// Build a stack from its texts: `stack.toml` and `(file, text)` of each manifest. Only the
+    /// image build contexts are looked up on disk, under `dir`.
+    pub fn from_sources(dir: &Path, toml_text: &str, manifests: &[(PathBuf, String)]) -> Result<Stack, StackError> {
         let stack_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut problems = Vec::new();
-
-        let toml_path = dir.join("stack.toml");
-        let text = std::fs::read_to_string(&toml_path).map_err(|source| StackError::Io { path: toml_path.clone(), source })?;
-        let spec = match toml::from_str::<StackSpec>(&text) {
+        let spec = match toml::from_str::<StackSpec>(toml_text) {
             Ok(spec) => Some(spec),
             Err(e) => {
-                problems.push(Problem { file: toml_path.clone(), doc: None, object: None, field: None, message: e.to_string() });
+                problems.push(Problem { file: dir.join("stack.toml"), doc: None, object: None, field: None, message: e.to_string() });
                 None
             }
         };
-
-        let objects = read_manifests(&dir.join("manifests"), &mut problems)?;
+        if manifests.is_empty() {
+            problems.push(Problem {
+                file: dir.join("manifests"),
+                doc: None,
+                object: None,
+                field: None,
+                message: "no *.yaml manifests here".into(),
+            });
+        }
+        let objects: Vec<Object> = manifests.iter().flat_map(|(file, text)| parse_documents(file, text, &mut problems)).collect();
         let Some(spec) = spec else {
             return Err(StackError::Invalid { stack: stack_name, problems });
         };
-        let stack = Stack { dir, spec, objects, variant: None };
+        let stack = Stack { dir: dir.to_path_buf(), spec, objects, variant: None };
         problems.extend(validate::validate(&stack));
         if problems.is_empty() { Ok(stack) } else { Err(StackError::Invalid { stack: stack_name, problems }) }
     }
@@ -167,29 +181,21 @@ impl Stack {
     }
 }
 
-/// Every document of every `*.yaml`/`*.yml` in `dir`, in file-name order.
-fn read_manifests(dir: &Path, problems: &mut Vec<Problem>) -> Result<Vec<Object>, StackError> {
+/// The text of every `*.yaml`/`*.yml` in `dir`, in file-name order.
+fn read_manifests(dir: &Path) -> Result<Vec<(PathBuf, String)>, StackError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| StackError::Io { path: dir.to_path_buf(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
-    if files.is_empty() {
-        problems.push(Problem {
-            file: dir.to_path_buf(),
-            doc: None,
-            object: None,
-            field: None,
-            message: "no *.yaml manifests here".into(),
-        });
-    }
-    let mut objects = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| StackError::Io { path: file.clone(), source })?;
-        objects.extend(parse_documents(&file, &text, problems));
-    }
-    Ok(objects)
+    files
+        .into_iter()
+        .map(|file| match std::fs::read_to_string(&file) {
+            Ok(text) => Ok((file, text)),
+            Err(source) => Err(StackError::Io { path: file, source }),
+        })
+        .collect()
 }
 
 /// Parse a multi-document YAML file. Problems are collected; good documents are kept so that
