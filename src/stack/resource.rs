@@ -43,6 +43,11 @@ macro_rules! resources {
                 match self { $(Resource::$variant(_) => $api,)* }
             }
 
+            /// What the API needs to address this kind (group, version, plural).
+            pub fn api_resource(&self) -> kube::core::ApiResource {
+                match self { $(Resource::$variant(_) => kube::core::ApiResource::erase::<$variant>(&()),)* }
+            }
+
             pub fn metadata(&self) -> &ObjectMeta {
                 match self { $(Resource::$variant(o) => &o.metadata,)* }
             }

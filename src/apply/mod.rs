@@ -1,0 +1,94 @@
+//! Putting a stack into the cluster, and taking it out again: one labelled namespace per run and
+//! stack, server-side apply with one field manager, deletion only of what carries our labels.
+
+pub mod render;
+
+use crate::stack::Stack;
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use render::{MANAGED_BY, RUN_LABEL, Rendered};
+use std::time::Duration;
+
+pub const FIELD_MANAGER: &str = "seaworthy";
+
+/// A short random id naming one run: its namespaces and labels.
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    let n: u32 = rand::rng().random();
+    format!("{:06x}", n & 0xff_ffff)
+}
+
+/// Create the run's namespace and apply every object of `stack` into it, in dependency order.
+/// Returns the namespace. On an error the namespace is left for the caller's cleanup (which
+/// knows it, because it is returned in the error context as well).
+pub async fn apply(client: &kube::Client, stack: &Stack, run_id: &str, image_ref: render::ImageRef<'_>) -> Result<String> {
+    let ns = render::namespace_name(stack.name(), stack.variant.as_deref(), run_id);
+    // Render first: a stack that cannot be rendered changes nothing in the cluster.
+    let objects = render::render(stack, &ns, run_id, image_ref)?;
+    let namespace: Namespace = serde_json::from_value(render::namespace(stack, &ns, run_id))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &namespace)
+        .await
+        .with_context(|| format!("creating namespace {ns}"))?;
+    for object in &objects {
+        apply_one(client, &ns, run_id, object).await.with_context(|| format!("applying {} {} in namespace {ns}", object.kind, object.name))?;
+    }
+    Ok(ns)
+}
+
+async fn apply_one(client: &kube::Client, ns: &str, run_id: &str, object: &Rendered) -> Result<()> {
+    let api: Api<DynamicObject> = if object.namespaced {
+        Api::namespaced_with(client.clone(), ns, &object.resource)
+    } else {
+        Api::all_with(client.clone(), &object.resource)
+    };
+    // Inside our fresh namespace nothing else exists; a cluster-scoped object might, and then it
+    // is someone else's.
+    if !object.namespaced
+        && let Some(existing) = api.get_opt(&object.name).await?
+        && !owned_by_run(existing.metadata.labels.as_ref(), run_id)
+    {
+        bail!("{} {} already exists and was not created by this run: seaworthy leaves it alone", object.kind, object.name);
+    }
+    api.patch(&object.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object.body)).await?;
+    Ok(())
+}
+
+fn owned_by_run(labels: Option<&std::collections::BTreeMap<String, String>>, run_id: &str) -> bool {
+    labels.is_some_and(|l| l.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1) && l.get(RUN_LABEL).map(String::as_str) == Some(run_id))
+}
+
+/// Whether a namespace is seaworthy's (of any run, or of `run_id`).
+pub fn is_ours(ns: &Namespace, run_id: Option<&str>) -> bool {
+    let labels = ns.metadata.labels.as_ref();
+    let managed = labels.and_then(|l| l.get(MANAGED_BY.0)).map(String::as_str) == Some(MANAGED_BY.1);
+    managed && run_id.is_none_or(|id| owned_by_run(labels, id))
+}
+
+/// Delete a namespace of this run (refusing any other) and wait until it is gone.
+pub async fn delete_namespace(client: &kube::Client, ns: &str, run_id: Option<&str>, deadline: Duration) -> Result<()> {
+    let api = Api::<Namespace>::all(client.clone());
+    let Some(existing) = api.get_opt(ns).await? else { return Ok(()) };
+    if !is_ours(&existing, run_id) {
+        bail!("namespace {ns} does not carry this run's labels: seaworthy does not delete it");
+    }
+    let uid = existing.metadata.uid.clone().unwrap_or_default();
+    api.delete(ns, &DeleteParams::foreground()).await.with_context(|| format!("deleting namespace {ns}"))?;
+    match tokio::time::timeout(deadline, await_condition(api, ns, conditions::is_deleted(&uid))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e).with_context(|| format!("watching namespace {ns} go")),
+        Err(_) => bail!("namespace {ns} was still terminating after {deadline:?} (finalizers?): check `kubectl get ns {ns} -o yaml`"),
+    }
+}
+
+/// Namespaces left by earlier runs that died (`seaworthy down --runs`).
+pub async fn leftovers(client: &kube::Client) -> Result<Vec<String>> {
+    let api = Api::<Namespace>::all(client.clone());
+    let list = api.list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))).await?;
+    Ok(list.items.into_iter().filter(|n| is_ours(n, None)).filter_map(|n| n.metadata.name).collect())
+}
+
+#[cfg(test)]
+mod tests;
