@@ -2,6 +2,7 @@
 //! module that owns its idea; this only connects them.
 
 mod fixtures;
+pub mod images;
 
 use clap::{Parser, Subcommand};
 
@@ -25,7 +26,8 @@ pub enum Command {
     /// Render, or compare, run reports.
     Report,
     /// Build and save the fixture images.
-    Images,
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// List and validate the example stacks.
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
@@ -40,7 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run => not_built("run", "the checks (issue: checks and suites)"),
         Command::Load => not_built("load", "the load generator"),
         Command::Report => not_built("report", "the reports"),
-        Command::Images => not_built("images", "the image builder"),
+        Command::Images(cmd) => images::run(cmd),
     }
 }
 

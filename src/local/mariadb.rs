@@ -18,12 +18,16 @@ impl MariaDb {
     pub fn start(dir: &Path) -> Result<MariaDb> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
+        // Each server its own tmpdir: a starting mariadbd deletes every `#sql*` file in its
+        // tmpdir, which in a shared /tmp are the temporary tables of another test's bootstrap.
+        std::fs::create_dir_all(dir.join("tmp"))?;
         let out = Command::new("/usr/bin/mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg("--user=root")
             .arg("--auth-root-authentication-method=socket")
             .arg("--skip-test-db")
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .output()
             .context("running mariadb-install-db: is mariadb-server installed? (.ci/packages.txt)")?;
         if !out.status.success() {
@@ -79,6 +83,7 @@ fn spawn(dir: &Path, port: u16) -> Result<Proc> {
         .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
         .arg(format!("--port={port}"))
         .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--innodb-buffer-pool-size=16M"])
+        .arg(format!("--tmpdir={}", dir.join("tmp").display()))
         .arg("--skip-log-bin");
     let mut proc = Proc::spawn(&format!("mariadb-{port}"), cmd, dir)?;
     wait_for_server(&mut proc, port, Duration::from_secs(60))?;

@@ -21,6 +21,12 @@ impl Nginx {
     /// Start nginx in `dir` with `http_conf` (upstream/server blocks whose `listen` lines already
     /// name 127.0.0.1 ports) and wait until every one of those ports accepts connections.
     pub fn start(dir: &Path, http_conf: &str) -> Result<Nginx> {
+        Self::start_under(dir, http_conf, &[])
+    }
+
+    /// [`Nginx::start`] behind `wrapper`, the part of a manifest's command before `nginx` (e.g.
+    /// `dumb-init --rewrite 15:3`), so that signals take the path they take in the Pod.
+    pub fn start_under(dir: &Path, http_conf: &str, wrapper: &[String]) -> Result<Nginx> {
         std::fs::create_dir_all(dir.join("tmp")).with_context(|| format!("creating {}", dir.display()))?;
         for name in SHARED_CONF {
             let from = Path::new("/etc/nginx").join(name);
@@ -39,7 +45,14 @@ impl Nginx {
         write_file(&dir.join("nginx.conf"), &main_conf(dir, http_conf))?;
         let ports = listen_ports(http_conf)?;
 
-        let mut cmd = Command::new(NGINX);
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(NGINX),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(NGINX);
+                cmd
+            }
+        };
         cmd.arg("-p").arg(dir).arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log"));
         let mut proc = Proc::spawn("nginx", cmd, dir)?;
         for port in ports {

@@ -88,8 +88,48 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // A wrapper such as dumb-init starts its child in a session of its own, out of reach of
+        // our group; those groups are found while the parent links still lead to them.
+        let others = descendant_groups(self.pid());
         // The group may outlive the leader (workers reparented), so kill the group regardless.
         let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        for pgid in others {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
         let _ = self.child.wait();
     }
+}
+
+/// Process groups, other than `root`'s own, of the processes descended from `root`.
+fn descendant_groups(root: i32) -> Vec<i32> {
+    // (pid, ppid, pgid) from /proc/<pid>/stat; the command name may hold spaces and parentheses,
+    // so the fields are counted from the last ')'.
+    let procs: Vec<(i32, i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+            let ppid = fields.nth(1)?.parse().ok()?;
+            let pgid = fields.next()?.parse().ok()?;
+            Some((pid, ppid, pgid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < tree.len() {
+        for &(pid, ppid, pgid) in &procs {
+            if ppid == tree[i] && !tree.contains(&pid) {
+                tree.push(pid);
+                if pgid != root && !groups.contains(&pgid) {
+                    groups.push(pgid);
+                }
+            }
+        }
+        i += 1;
+    }
+    groups
 }

@@ -300,7 +300,7 @@ mod tests {
             log.push(Record { planned_ns: i as u64, ..r });
         }
         assert_eq!(log.len(), CHUNK * 2 + 3);
-        assert_eq!(log.iter().map(|r| r.planned_ns).sum::<u64>(), (0..(CHUNK * 2 + 3) as u64).sum());
+        assert_eq!(log.iter().map(|r| r.planned_ns).sum::<u64>(), (0..(CHUNK * 2 + 3) as u64).sum::<u64>());
         assert_eq!(log.chunks.len(), 3);
     }
 }

@@ -43,6 +43,11 @@ impl Schedule {
         Ok(Schedule { points: points.iter().map(|&(t, r)| (t.as_secs_f64(), r)).collect() })
     }
 
+    /// The breakpoints as (seconds, requests per second).
+    pub fn points(&self) -> &[(f64, f64)] {
+        &self.points
+    }
+
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.points.last().unwrap().0)
     }

@@ -10,7 +10,11 @@ use k8s_openapi::jiff::Timestamp;
 /// When the event last happened: `lastTimestamp`, else `eventTime` (events.k8s.io/v1 style, or
 /// the last of a series), else `firstTimestamp`, else when the Event object was created.
 pub fn event_time(e: &Event) -> Option<Timestamp> {
-    let series_last = e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0);
+    let series_last = e
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| t.0);
     e.last_timestamp
         .as_ref()
         .map(|t| t.0)
@@ -47,7 +51,11 @@ pub fn latest_about<'a>(
         .filter(|e| is_about(e, kind, name, uid))
         .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))
         .max_by_key(|e| {
-            let rv = e.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+            let rv = e
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok());
             (event_time(e), rv)
         })
 }
@@ -64,7 +72,11 @@ pub fn latest_warning_about<'a>(
         .filter(|e| e.type_.as_deref() == Some("Warning") && is_about(e, kind, name, uid))
         .collect();
     warnings.into_iter().max_by_key(|e| {
-        let rv = e.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let rv = e
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok());
         (event_time(e), rv)
     })
 }
@@ -89,10 +101,23 @@ mod tests {
         let e = &events[0];
         // events.k8s.io/v1 style: no lastTimestamp, no count.
         assert!(e.last_timestamp.is_none() && e.count.is_none());
-        assert_eq!(event_time(e).unwrap().to_string(), "2026-11-22T00:08:04.523224Z");
+        assert_eq!(
+            event_time(e).unwrap().to_string(),
+            "2026-11-22T00:08:04.523224Z"
+        );
         let uid = Some("b4834e2b-7b36-4b21-90fe-c1684351c112");
-        let found = latest_about(&events, "Pod", "unschedulable", uid, Some("FailedScheduling")).unwrap();
-        assert_eq!(describe(found), "FailedScheduling: 0/1 nodes are available: 1 Insufficient cpu.");
+        let found = latest_about(
+            &events,
+            "Pod",
+            "unschedulable",
+            uid,
+            Some("FailedScheduling"),
+        )
+        .unwrap();
+        assert_eq!(
+            describe(found),
+            "FailedScheduling: 0/1 nodes are available: 1 Insufficient cpu."
+        );
         // A pod recreated under the same name is another object.
         assert!(latest_about(&events, "Pod", "unschedulable", Some("other-uid"), None).is_none());
     }
@@ -101,8 +126,18 @@ mod tests {
     fn latest_event_is_chosen_by_time_not_list_order() {
         let mut events: Vec<Event> = load_list("events-rollout.json");
         events.reverse();
-        let e = latest_about(&events, "Deployment", "web", None, Some("ScalingReplicaSet")).unwrap();
-        assert_eq!(e.message.as_deref(), Some("Scaled down replica set web-7d79bd4fb7 to 0"));
+        let e = latest_about(
+            &events,
+            "Deployment",
+            "web",
+            None,
+            Some("ScalingReplicaSet"),
+        )
+        .unwrap();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Scaled down replica set web-7d79bd4fb7 to 0")
+        );
         // Two ScalingReplicaSet events share 00:06:07; the one written later wins the tie.
         let upto: Vec<Event> = events
             .iter()
@@ -112,12 +147,22 @@ mod tests {
         let e = latest_about(&upto, "Deployment", "web", None, Some("ScalingReplicaSet")).unwrap();
         let rvs: Vec<&str> = upto
             .iter()
-            .filter(|x| x.reason.as_deref() == Some("ScalingReplicaSet") && event_time(x) == event_time(e))
+            .filter(|x| {
+                x.reason.as_deref() == Some("ScalingReplicaSet") && event_time(x) == event_time(e)
+            })
             .map(|x| x.metadata.resource_version.as_deref().unwrap())
             .collect();
         assert_eq!(rvs.len(), 2, "the sample has a same-second pair");
         let max = rvs.iter().map(|v| v.parse::<u64>().unwrap()).max().unwrap();
-        assert_eq!(e.metadata.resource_version.as_deref().unwrap().parse::<u64>().unwrap(), max);
+        assert_eq!(
+            e.metadata
+                .resource_version
+                .as_deref()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap(),
+            max
+        );
     }
 
     #[test]

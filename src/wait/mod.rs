@@ -83,7 +83,9 @@ pub(crate) mod samples {
     use std::path::PathBuf;
 
     fn path(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests-data")
+            .join(name)
     }
 
     pub fn value(name: &str) -> serde_json::Value {
@@ -93,7 +95,8 @@ pub(crate) mod samples {
     }
 
     pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> T {
-        serde_json::from_value(v).unwrap_or_else(|e| panic!("not a {}: {e}", std::any::type_name::<T>()))
+        serde_json::from_value(v)
+            .unwrap_or_else(|e| panic!("not a {}: {e}", std::any::type_name::<T>()))
     }
 
     pub fn load<T: DeserializeOwned>(name: &str) -> T {
@@ -103,7 +106,9 @@ pub(crate) mod samples {
     /// The items of a `kind: List` file (`kubectl get ... -o json` of several objects).
     pub fn load_list<T: DeserializeOwned>(name: &str) -> Vec<T> {
         let v = value(name);
-        let items = v["items"].as_array().unwrap_or_else(|| panic!("{name}: no items"));
+        let items = v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no items"));
         items.iter().cloned().map(from_value).collect()
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod, PodCondition};
 use kube::runtime::watcher;
 
-use super::events::{latest_about, is_about};
+use super::events::{is_about, latest_about};
 use super::{Progress, name_of};
 
 /// Container waiting reasons that do not clear up by themselves. kubectl's rollout status warns
@@ -26,7 +26,12 @@ const STUCK_WAITING_REASONS: &[&str] = &[
 const UNBOUND_IMMEDIATE_PVC: &str = "pod has unbound immediate PersistentVolumeClaims";
 
 fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
-    pod.status.as_ref()?.conditions.iter().flatten().find(|c| c.type_ == type_)
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
 }
 
 /// Is the Pod ready to serve? Only the `Ready` condition decides: it already folds in every
@@ -37,7 +42,10 @@ fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
 pub fn pod_ready(pod: &Pod) -> Progress {
     let name = name_of(&pod.metadata);
     if let Some(ts) = &pod.metadata.deletion_timestamp {
-        return Progress::Failed(format!("pod {name} is terminating (deletionTimestamp {})", ts.0));
+        return Progress::Failed(format!(
+            "pod {name} is terminating (deletionTimestamp {})",
+            ts.0
+        ));
     }
     let status = pod.status.clone().unwrap_or_default();
     let phase = status.phase.as_deref().unwrap_or("Unknown");
@@ -47,7 +55,11 @@ pub fn pod_ready(pod: &Pod) -> Progress {
             .flatten()
             .collect::<Vec<_>>()
             .join(": ");
-        return Progress::Failed(format!("pod {name} has finished (phase {phase}) {why}").trim_end().to_string());
+        return Progress::Failed(
+            format!("pod {name} has finished (phase {phase}) {why}")
+                .trim_end()
+                .to_string(),
+        );
     }
     match condition(pod, "Ready") {
         Some(c) if c.status == "True" => Progress::Done,
@@ -58,9 +70,17 @@ pub fn pod_ready(pod: &Pod) -> Progress {
         )),
         None => {
             let sched = condition(pod, "PodScheduled")
-                .map(|c| format!(", PodScheduled={}{}", c.status, reason_and_message(c.reason.as_deref(), c.message.as_deref())))
+                .map(|c| {
+                    format!(
+                        ", PodScheduled={}{}",
+                        c.status,
+                        reason_and_message(c.reason.as_deref(), c.message.as_deref())
+                    )
+                })
                 .unwrap_or_default();
-            Progress::Waiting(format!("pod {name} not ready (phase {phase}, no Ready condition yet{sched})"))
+            Progress::Waiting(format!(
+                "pod {name} not ready (phase {phase}, no Ready condition yet{sched})"
+            ))
         }
     }
 }
@@ -111,10 +131,10 @@ impl fmt::Display for Diagnosis {
 pub fn scheduler_message(pod: &Pod, events: &[Event]) -> Option<String> {
     let name = name_of(&pod.metadata);
     let uid = pod.metadata.uid.as_deref();
-    if let Some(e) = latest_about(events, "Pod", name, uid, Some("FailedScheduling")) {
-        if let Some(m) = e.message.as_deref().filter(|m| !m.is_empty()) {
-            return Some(m.trim().to_string());
-        }
+    if let Some(e) = latest_about(events, "Pod", name, uid, Some("FailedScheduling"))
+        && let Some(m) = e.message.as_deref().filter(|m| !m.is_empty())
+    {
+        return Some(m.trim().to_string());
     }
     condition(pod, "PodScheduled")
         .filter(|c| c.status == "False")
@@ -135,7 +155,10 @@ fn container_diagnosis(pod: &str, cs: &ContainerStatus) -> Option<Diagnosis> {
                 "restarted {} times, last exit code {}{}",
                 cs.restart_count,
                 t.exit_code,
-                t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             ),
             None => format!("restarted {} times", cs.restart_count),
         }
@@ -158,18 +181,19 @@ fn container_diagnosis(pod: &str, cs: &ContainerStatus) -> Option<Diagnosis> {
 /// FailedKillPod after a preStop race in 1.24).
 pub fn diagnose(pod: &Pod, events: &[Event]) -> Option<Diagnosis> {
     let name = name_of(&pod.metadata);
-    if let Some(c) = condition(pod, "PodScheduled") {
-        if c.status == "False" && c.reason.as_deref() == Some("Unschedulable") {
-            let message = scheduler_message(pod, events).unwrap_or_default();
-            if !message.contains(UNBOUND_IMMEDIATE_PVC) {
-                return Some(Diagnosis {
-                    pod: name.to_string(),
-                    container: None,
-                    reason: "Unschedulable".to_string(),
-                    message,
-                    detail: None,
-                });
-            }
+    if let Some(c) = condition(pod, "PodScheduled")
+        && c.status == "False"
+        && c.reason.as_deref() == Some("Unschedulable")
+    {
+        let message = scheduler_message(pod, events).unwrap_or_default();
+        if !message.contains(UNBOUND_IMMEDIATE_PVC) {
+            return Some(Diagnosis {
+                pod: name.to_string(),
+                container: None,
+                reason: "Unschedulable".to_string(),
+                message,
+                detail: None,
+            });
         }
     }
     let status = pod.status.as_ref()?;
@@ -188,10 +212,19 @@ pub fn pod_gone(pods: &[Pod], uid: &str) -> Progress {
         None => Progress::Done,
         Some(p) => {
             let name = name_of(&p.metadata);
-            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+            let phase = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("Unknown");
             Progress::Waiting(match &p.metadata.deletion_timestamp {
-                Some(ts) => format!("pod {name} ({uid}) still terminating, phase {phase}, deletionTimestamp {}", ts.0),
-                None => format!("pod {name} ({uid}) still present, phase {phase}, not being deleted"),
+                Some(ts) => format!(
+                    "pod {name} ({uid}) still terminating, phase {phase}, deletionTimestamp {}",
+                    ts.0
+                ),
+                None => {
+                    format!("pod {name} ({uid}) still present, phase {phase}, not being deleted")
+                }
             })
         }
     }
@@ -205,7 +238,10 @@ pub fn is_deletion_of(event: &watcher::Event<Pod>, uid: &str) -> bool {
 /// The events about one Pod (for evidence and messages).
 pub fn events_of<'a>(pod: &Pod, events: &'a [Event]) -> Vec<&'a Event> {
     let name = name_of(&pod.metadata);
-    events.iter().filter(|e| is_about(e, "Pod", name, pod.metadata.uid.as_deref())).collect()
+    events
+        .iter()
+        .filter(|e| is_about(e, "Pod", name, pod.metadata.uid.as_deref()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,8 +255,15 @@ mod tests {
         let d = diagnose(&pod, &[]).expect("diagnosis");
         assert_eq!(d.reason, "Unschedulable");
         assert_eq!(d.message, "0/1 nodes are available: 1 Insufficient cpu.");
-        assert_eq!(d.to_string(), "pod unschedulable: Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.");
-        assert!(pod_ready(&pod).reason().contains("no Ready condition yet, PodScheduled=False Unschedulable"));
+        assert_eq!(
+            d.to_string(),
+            "pod unschedulable: Unschedulable: 0/1 nodes are available: 1 Insufficient cpu."
+        );
+        assert!(
+            pod_ready(&pod)
+                .reason()
+                .contains("no Ready condition yet, PodScheduled=False Unschedulable")
+        );
     }
 
     #[test]
@@ -228,10 +271,16 @@ mod tests {
         let events: Vec<Event> = load_list("events-failedscheduling.json");
         // Derived: the condition without its message, so only the event can supply it.
         let mut v = value("pod-unschedulable.json");
-        v["status"]["conditions"][0].as_object_mut().unwrap().remove("message");
+        v["status"]["conditions"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("message");
         let pod: Pod = from_value(v);
         assert_eq!(diagnose(&pod, &[]).unwrap().message, "");
-        assert_eq!(diagnose(&pod, &events).unwrap().message, "0/1 nodes are available: 1 Insufficient cpu.");
+        assert_eq!(
+            diagnose(&pod, &events).unwrap().message,
+            "0/1 nodes are available: 1 Insufficient cpu."
+        );
         assert_eq!(events_of(&pod, &events).len(), 1);
     }
 
@@ -247,24 +296,49 @@ mod tests {
     fn crashloop_is_diagnosed_with_container_and_last_exit() {
         let pod: Pod = load("pod-crashloopbackoff.json");
         // Phase Running: a phase check alone would call it healthy.
-        assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
         let d = diagnose(&pod, &[]).expect("diagnosis");
-        assert_eq!((d.reason.as_str(), d.container.as_deref()), ("CrashLoopBackOff", Some("c")));
-        assert!(d.message.starts_with("back-off 1m20s restarting failed container=c"), "{d}");
-        assert_eq!(d.detail.as_deref(), Some("restarted 4 times, last exit code 1 (Error)"));
+        assert_eq!(
+            (d.reason.as_str(), d.container.as_deref()),
+            ("CrashLoopBackOff", Some("c"))
+        );
+        assert!(
+            d.message
+                .starts_with("back-off 1m20s restarting failed container=c"),
+            "{d}"
+        );
+        assert_eq!(
+            d.detail.as_deref(),
+            Some("restarted 4 times, last exit code 1 (Error)")
+        );
         let ready = pod_ready(&pod);
-        assert!(ready.is_waiting() && ready.reason().contains("ContainersNotReady: containers with unready status: [c]"), "{ready}");
+        assert!(
+            ready.is_waiting()
+                && ready
+                    .reason()
+                    .contains("ContainersNotReady: containers with unready status: [c]"),
+            "{ready}"
+        );
     }
 
     #[test]
     fn imagepullbackoff_is_diagnosed() {
         let pod: Pod = load("pod-imagepullbackoff.json");
         let d = diagnose(&pod, &[]).expect("diagnosis");
-        assert_eq!(d.to_string(), "pod imagepull container c: ImagePullBackOff: Back-off pulling image \"localhost/does-not-exist:1\"");
+        assert_eq!(
+            d.to_string(),
+            "pod imagepull container c: ImagePullBackOff: Back-off pulling image \"localhost/does-not-exist:1\""
+        );
         // Derived: the state ten seconds earlier, before the kubelet started backing off.
         let mut v = value("pod-imagepullbackoff.json");
         v["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] = "ErrImagePull".into();
-        assert_eq!(diagnose(&from_value(v), &[]).unwrap().reason, "ErrImagePull");
+        assert_eq!(
+            diagnose(&from_value(v), &[]).unwrap().reason,
+            "ErrImagePull"
+        );
     }
 
     #[test]
@@ -275,13 +349,24 @@ mod tests {
         let cs = v["status"]["containerStatuses"].take();
         v["status"]["initContainerStatuses"] = cs;
         v["status"]["containerStatuses"] = serde_json::json!([]);
-        assert_eq!(diagnose(&from_value(v), &[]).unwrap().reason, "CrashLoopBackOff");
+        assert_eq!(
+            diagnose(&from_value(v), &[]).unwrap().reason,
+            "CrashLoopBackOff"
+        );
     }
 
     #[test]
     fn terminating_pod_is_not_ready_although_its_condition_says_ready() {
         let pod: Pod = load("pod-terminating.json");
-        let ready = pod.status.as_ref().unwrap().conditions.iter().flatten().find(|c| c.type_ == "Ready").unwrap();
+        let ready = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.status, "True");
         let p = pod_ready(&pod);
         assert!(p.is_failed() && p.reason().contains("terminating"), "{p}");
@@ -301,7 +386,15 @@ mod tests {
     fn readiness_gate_keeps_pod_unready_while_containers_are_ready() {
         // Kubernetes docs (Pod readiness gates): container ready, custom condition False.
         let pod: Pod = load("docs-pod-readiness-gate.json");
-        assert!(pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].ready);
+        assert!(
+            pod.status
+                .as_ref()
+                .unwrap()
+                .container_statuses
+                .as_ref()
+                .unwrap()[0]
+                .ready
+        );
         assert!(pod_ready(&pod).is_waiting());
     }
 
@@ -309,19 +402,36 @@ mod tests {
     fn pod_gone_by_uid() {
         let terminating: Pod = load("pod-terminating.json");
         let uid = terminating.metadata.uid.clone().unwrap();
-        let others: Vec<Pod> = ["pod-crashloopbackoff.json", "pod-imagepullbackoff.json"].map(load).into();
+        let others: Vec<Pod> = ["pod-crashloopbackoff.json", "pod-imagepullbackoff.json"]
+            .map(load)
+            .into();
         let mut with = others.clone();
         with.push(terminating.clone());
         let p = pod_gone(&with, &uid);
-        assert!(p.reason().contains("still terminating, phase Running"), "{p}");
+        assert!(
+            p.reason().contains("still terminating, phase Running"),
+            "{p}"
+        );
         assert_eq!(pod_gone(&others, &uid), Progress::Done);
         // Same name, new UID (a StatefulSet's replacement): the old one is gone.
         let mut v = value("pod-terminating.json");
         v["metadata"]["uid"] = "6cc9f258-0000-0000-0000-000000000000".into();
-        v["metadata"].as_object_mut().unwrap().remove("deletionTimestamp");
+        v["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("deletionTimestamp");
         assert_eq!(pod_gone(&[from_value(v)], &uid), Progress::Done);
-        assert!(is_deletion_of(&watcher::Event::Delete(terminating.clone()), &uid));
-        assert!(!is_deletion_of(&watcher::Event::Apply(terminating.clone()), &uid));
-        assert!(!is_deletion_of(&watcher::Event::Delete(others[0].clone()), &uid));
+        assert!(is_deletion_of(
+            &watcher::Event::Delete(terminating.clone()),
+            &uid
+        ));
+        assert!(!is_deletion_of(
+            &watcher::Event::Apply(terminating.clone()),
+            &uid
+        ));
+        assert!(!is_deletion_of(
+            &watcher::Event::Delete(others[0].clone()),
+            &uid
+        ));
     }
 }

@@ -20,7 +20,12 @@ pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 fn progressing(d: &Deployment) -> Option<&DeploymentCondition> {
-    d.status.as_ref()?.conditions.iter().flatten().find(|c| c.type_ == "Progressing")
+    d.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
 }
 
 /// Is the Deployment's rollout complete? kubectl's DeploymentStatusViewer.Status, step by step:
@@ -44,23 +49,23 @@ pub fn deployment_rollout(d: &Deployment) -> Progress {
              (generation {generation}, observedGeneration {observed})"
         ));
     }
-    if let Some(c) = progressing(d) {
-        if c.reason.as_deref() == Some(TIMED_OUT_REASON) {
-            return Progress::Failed(format!(
-                "deployment {name:?} exceeded its progress deadline: {}",
-                c.message.as_deref().unwrap_or("")
-            ));
-        }
+    if let Some(c) = progressing(d)
+        && c.reason.as_deref() == Some(TIMED_OUT_REASON)
+    {
+        return Progress::Failed(format!(
+            "deployment {name:?} exceeded its progress deadline: {}",
+            c.message.as_deref().unwrap_or("")
+        ));
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let replicas = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
-    if let Some(want) = d.spec.as_ref().and_then(|s| s.replicas) {
-        if updated < want {
-            return Progress::Waiting(format!(
-                "deployment {name:?} rollout: {updated} out of {want} new replicas have been updated"
-            ));
-        }
+    if let Some(want) = d.spec.as_ref().and_then(|s| s.replicas)
+        && updated < want
+    {
+        return Progress::Waiting(format!(
+            "deployment {name:?} rollout: {updated} out of {want} new replicas have been updated"
+        ));
     }
     if replicas > updated {
         return Progress::Waiting(format!(
@@ -106,24 +111,24 @@ pub fn statefulset_rollout(sts: &StatefulSet) -> Progress {
         ));
     }
     let ready = status.ready_replicas.unwrap_or(0);
-    if let Some(want) = spec.replicas {
-        if ready < want {
-            return Progress::Waiting(format!(
-                "statefulset {name:?}: waiting for {} pods to be ready",
-                want - ready
-            ));
-        }
+    if let Some(want) = spec.replicas
+        && ready < want
+    {
+        return Progress::Waiting(format!(
+            "statefulset {name:?}: waiting for {} pods to be ready",
+            want - ready
+        ));
     }
     let updated = status.updated_replicas.unwrap_or(0);
     if let Some(rolling) = strategy.rolling_update {
-        if let (Some(want), Some(partition)) = (spec.replicas, rolling.partition) {
-            if updated < want - partition {
-                return Progress::Waiting(format!(
-                    "statefulset {name:?}: waiting for partitioned roll out to finish: {updated} out \
-                     of {} new pods have been updated",
-                    want - partition
-                ));
-            }
+        if let (Some(want), Some(partition)) = (spec.replicas, rolling.partition)
+            && updated < want - partition
+        {
+            return Progress::Waiting(format!(
+                "statefulset {name:?}: waiting for partitioned roll out to finish: {updated} out \
+                 of {} new pods have been updated",
+                want - partition
+            ));
         }
         return Progress::Done;
     }
@@ -158,7 +163,9 @@ pub fn owned_replica_sets<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Vec<&'a 
     let Some(uid) = d.metadata.uid.as_deref() else {
         return Vec::new();
     };
-    rss.iter().filter(|rs| controlled_by(&rs.metadata, uid)).collect()
+    rss.iter()
+        .filter(|rs| controlled_by(&rs.metadata, uid))
+        .collect()
 }
 
 /// The Deployment's new ReplicaSet, found as the deployment controller finds it
@@ -201,7 +208,10 @@ pub fn old_replica_sets_scaled_down(d: &Deployment, rss: &[ReplicaSet]) -> Progr
             let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             let status = rs.status.as_ref().map(|s| s.replicas).unwrap_or(0);
             (spec != 0 || status != 0).then(|| {
-                format!("{} (spec.replicas {spec}, status.replicas {status})", name_of(&rs.metadata))
+                format!(
+                    "{} (spec.replicas {spec}, status.replicas {status})",
+                    name_of(&rs.metadata)
+                )
             })
         })
         .collect();
@@ -211,7 +221,11 @@ pub fn old_replica_sets_scaled_down(d: &Deployment, rss: &[ReplicaSet]) -> Progr
             pending.join(", ")
         ));
     }
-    let terminating = d.status.as_ref().and_then(|s| s.terminating_replicas).unwrap_or(0);
+    let terminating = d
+        .status
+        .as_ref()
+        .and_then(|s| s.terminating_replicas)
+        .unwrap_or(0);
     if terminating > 0 {
         return Progress::Waiting(format!(
             "deployment {name:?}: {terminating} pods are still terminating"
@@ -223,7 +237,7 @@ pub fn old_replica_sets_scaled_down(d: &Deployment, rss: &[ReplicaSet]) -> Progr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{load, load_list, value, from_value};
+    use crate::wait::samples::{from_value, load, load_list, value};
 
     fn deploy(name: &str) -> Deployment {
         load(name)
@@ -234,7 +248,10 @@ mod tests {
         let d = deploy("deployment-rollout-observed-stale.json");
         // The trap: every counter and condition says "finished".
         let s = d.status.as_ref().unwrap();
-        assert_eq!((s.replicas, s.updated_replicas, s.available_replicas), (Some(3), Some(3), Some(3)));
+        assert_eq!(
+            (s.replicas, s.updated_replicas, s.available_replicas),
+            (Some(3), Some(3), Some(3))
+        );
         let p = deployment_rollout(&d);
         assert!(p.is_waiting(), "{p}");
         assert!(p.reason().contains("spec update to be observed"), "{p}");
@@ -252,24 +269,40 @@ mod tests {
         let p = deployment_rollout(&deploy("deployment-rollout-midway-observed.json"));
         assert_eq!(
             p,
-            Progress::Waiting("deployment \"web\" rollout: 2 out of 3 new replicas have been updated".into())
+            Progress::Waiting(
+                "deployment \"web\" rollout: 2 out of 3 new replicas have been updated".into()
+            )
         );
     }
 
     #[test]
     fn complete_rollout_is_done() {
-        assert_eq!(deployment_rollout(&deploy("deployment-rollout-complete.json")), Progress::Done);
+        assert_eq!(
+            deployment_rollout(&deploy("deployment-rollout-complete.json")),
+            Progress::Done
+        );
     }
 
     #[test]
     fn progress_deadline_exceeded_fails_with_the_controller_message() {
         let d = deploy("deployment-stuck-readiness.json");
         // Available stays True, so a check on Available alone would pass it.
-        let available = d.status.as_ref().unwrap().conditions.iter().flatten().find(|c| c.type_ == "Available");
+        let available = d
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Available");
         assert_eq!(available.unwrap().status, "True");
         let p = deployment_rollout(&d);
         assert!(p.is_failed(), "{p}");
-        assert!(p.reason().contains("stuck-667585d4c7\" has timed out progressing"), "{p}");
+        assert!(
+            p.reason()
+                .contains("stuck-667585d4c7\" has timed out progressing"),
+            "{p}"
+        );
     }
 
     #[test]
@@ -278,24 +311,36 @@ mod tests {
         let mut v = value("deployment-rollout-complete.json");
         v["status"]["replicas"] = 4.into();
         let p = deployment_rollout(&from_value(v.clone()));
-        assert_eq!(p.reason(), "deployment \"web\" rollout: 1 old replicas are pending termination");
+        assert_eq!(
+            p.reason(),
+            "deployment \"web\" rollout: 1 old replicas are pending termination"
+        );
         v["status"]["replicas"] = 3.into();
         v["status"]["availableReplicas"] = 2.into();
         let p = deployment_rollout(&from_value(v));
-        assert_eq!(p.reason(), "deployment \"web\" rollout: 2 of 3 updated replicas are available");
+        assert_eq!(
+            p.reason(),
+            "deployment \"web\" rollout: 2 of 3 updated replicas are available"
+        );
     }
 
     #[test]
     fn statefulset_observed_stale_is_waiting() {
         let sts: StatefulSet = load("statefulset-observed-stale.json");
         let p = statefulset_rollout(&sts);
-        assert!(p.is_waiting() && p.reason().contains("spec update to be observed"), "{p}");
+        assert!(
+            p.is_waiting() && p.reason().contains("spec update to be observed"),
+            "{p}"
+        );
     }
 
     #[test]
     fn statefulset_updating_waits_for_ready_pods() {
         let sts: StatefulSet = load("statefulset-updating.json");
-        assert_eq!(statefulset_rollout(&sts).reason(), "statefulset \"db\": waiting for 1 pods to be ready");
+        assert_eq!(
+            statefulset_rollout(&sts).reason(),
+            "statefulset \"db\": waiting for 1 pods to be ready"
+        );
     }
 
     #[test]
@@ -310,14 +355,25 @@ mod tests {
         let mut v = value("statefulset-updating.json");
         v["status"]["readyReplicas"] = 2.into();
         let p = statefulset_rollout(&from_value(v.clone()));
-        assert!(p.reason().contains("partitioned roll out to finish: 1 out of 2"), "{p}");
+        assert!(
+            p.reason()
+                .contains("partitioned roll out to finish: 1 out of 2"),
+            "{p}"
+        );
         // With partition 1 only one pod is meant to move: that is done.
         v["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 1.into();
         assert_eq!(statefulset_rollout(&from_value(v.clone())), Progress::Done);
         // Without a rollingUpdate block kubectl compares revisions instead.
-        v["spec"]["updateStrategy"].as_object_mut().unwrap().remove("rollingUpdate");
+        v["spec"]["updateStrategy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rollingUpdate");
         let p = statefulset_rollout(&from_value(v.clone()));
-        assert!(p.reason().contains("revision db-558f9db4cd (current revision db-7779c6f599)"), "{p}");
+        assert!(
+            p.reason()
+                .contains("revision db-558f9db4cd (current revision db-7779c6f599)"),
+            "{p}"
+        );
         v["spec"]["updateStrategy"] = serde_json::json!({"type": "OnDelete"});
         assert!(statefulset_rollout(&from_value(v)).is_failed());
     }
@@ -331,7 +387,10 @@ mod tests {
         assert_eq!(name_of(&new.metadata), "web-57d8bfc944");
         // The observed-stale object already carries the v2 template: same new RS.
         let stale = deploy("deployment-rollout-observed-stale.json");
-        assert_eq!(name_of(&new_replica_set(&stale, &rss).unwrap().metadata), "web-57d8bfc944");
+        assert_eq!(
+            name_of(&new_replica_set(&stale, &rss).unwrap().metadata),
+            "web-57d8bfc944"
+        );
     }
 
     #[test]
@@ -347,17 +406,34 @@ mod tests {
         let mut list = value("replicasets-after-rollout.json");
         // Derived: the old RS one step earlier in the rollout (spec scaled to 0, 1 pod still counted).
         list["items"][1]["status"]["replicas"] = 1.into();
-        let rss: Vec<ReplicaSet> = list["items"].as_array().unwrap().iter().cloned().map(from_value).collect();
+        let rss: Vec<ReplicaSet> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(from_value)
+            .collect();
         let p = old_replica_sets_scaled_down(&d, &rss);
-        assert!(p.reason().contains("web-7d79bd4fb7 (spec.replicas 0, status.replicas 1)"), "{p}");
+        assert!(
+            p.reason()
+                .contains("web-7d79bd4fb7 (spec.replicas 0, status.replicas 1)"),
+            "{p}"
+        );
     }
 
     #[test]
     fn no_new_replica_set_yet_is_waiting() {
         let d = deploy("deployment-rollout-complete.json");
         let rss: Vec<ReplicaSet> = load_list("replicasets-after-rollout.json");
-        let only_old: Vec<ReplicaSet> = rss.into_iter().filter(|rs| name_of(&rs.metadata) == "web-7d79bd4fb7").collect();
-        assert!(old_replica_sets_scaled_down(&d, &only_old).reason().contains("no ReplicaSet with the current pod template"));
+        let only_old: Vec<ReplicaSet> = rss
+            .into_iter()
+            .filter(|rs| name_of(&rs.metadata) == "web-7d79bd4fb7")
+            .collect();
+        assert!(
+            old_replica_sets_scaled_down(&d, &only_old)
+                .reason()
+                .contains("no ReplicaSet with the current pod template")
+        );
     }
 
     #[test]
@@ -368,7 +444,15 @@ mod tests {
         v["status"]["terminatingReplicas"] = 2.into();
         let d: Deployment = from_value(v);
         let rss: Vec<ReplicaSet> = load_list("replicasets-after-rollout.json");
-        assert_eq!(deployment_rollout(&d), Progress::Done, "kubectl ignores terminating pods");
-        assert!(old_replica_sets_scaled_down(&d, &rss).reason().contains("2 pods are still terminating"));
+        assert_eq!(
+            deployment_rollout(&d),
+            Progress::Done,
+            "kubectl ignores terminating pods"
+        );
+        assert!(
+            old_replica_sets_scaled_down(&d, &rss)
+                .reason()
+                .contains("2 pods are still terminating")
+        );
     }
 }

@@ -1,0 +1,773 @@
+//! The generator: planned instants on a dedicated timer thread, requests on tokio over a pool of
+//! keep-alive HTTP/1.1 connections (hyper), one [`Record`] per request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::record::{flags, FailureKind, Interner, Outcome, Record, RecordLog};
+use super::schedule::Schedule;
+use super::summary::Summary;
+
+/// Open model (requests at planned instants whatever the server does) or closed model (each
+/// connection sends its next request when the previous one is answered, as fast as it can).
+#[derive(Clone, Debug)]
+pub enum Mode {
+    Open(Schedule),
+    /// `connections` loops; ends after `duration` (or `max_requests`, or `stop`).
+    Closed { duration: Option<Duration> },
+}
+
+/// What to load and how.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// `http://host[:port]/path?query`; resolved once at start.
+    pub url: String,
+    pub mode: Mode,
+    /// Open model: connections opened before the first request (a warm pool). Closed model: the
+    /// number of concurrent loops, one connection each.
+    pub connections: usize,
+    /// Open model: the most requests outstanding at once, so the most connections the pool grows
+    /// to. A request planned while all are busy waits (its wait shows in the corrected latency and
+    /// the send lateness) and fails with a timeout if it cannot start within `timeout`.
+    pub max_in_flight: usize,
+    /// Per request, connect included.
+    pub timeout: Duration,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Response header that names the backend (fixtures: the Pod name).
+    pub backend_header: String,
+    /// Response header that names the app version.
+    pub version_header: String,
+    /// Stop after this many requests.
+    pub max_requests: Option<u64>,
+    /// Send a GET again, once, on a fresh connection when a reused keep-alive connection turns out
+    /// to be closed by the server before any response byte (RFC 9112 §9.3.1; every browser and
+    /// Go's net/http do it). Counted as `retried`. Off: such requests are failures (`reset`).
+    pub retry_closed_idle: bool,
+}
+
+impl LoadConfig {
+    /// Constant open-model rate.
+    pub fn constant(url: &str, rps: f64, duration: Duration) -> anyhow::Result<LoadConfig> {
+        Ok(LoadConfig::with_mode(url, Mode::Open(Schedule::constant(rps, duration)?)))
+    }
+
+    /// Open model with any schedule (e.g. a ramp).
+    pub fn open(url: &str, schedule: Schedule) -> LoadConfig {
+        LoadConfig::with_mode(url, Mode::Open(schedule))
+    }
+
+    /// Closed model with `connections` loops.
+    pub fn closed(url: &str, connections: usize, duration: Option<Duration>) -> LoadConfig {
+        LoadConfig { connections, ..LoadConfig::with_mode(url, Mode::Closed { duration }) }
+    }
+
+    fn with_mode(url: &str, mode: Mode) -> LoadConfig {
+        LoadConfig {
+            url: url.to_string(),
+            mode,
+            connections: 8,
+            max_in_flight: 1024,
+            timeout: Duration::from_secs(5),
+            headers: Vec::new(),
+            backend_header: "X-Seaworthy-Backend".into(),
+            version_header: "X-Seaworthy-Version".into(),
+            max_requests: None,
+            retry_closed_idle: true,
+        }
+    }
+
+    /// Checks the settings (not the target's reachability); errors name the CLI flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.connections == 0 {
+            bail!("--connections must be at least 1");
+        }
+        if self.timeout.is_zero() {
+            bail!("--timeout must be more than 0");
+        }
+        if let Mode::Open(_) = self.mode {
+            if self.max_in_flight < self.connections {
+                bail!(
+                    "--max-in-flight ({}) must be at least --connections ({})",
+                    self.max_in_flight,
+                    self.connections
+                );
+            }
+        }
+        if let Mode::Closed { duration: None } = self.mode {
+            if self.max_requests.is_none() {
+                bail!("a closed-model load needs a duration or a request count to end");
+            }
+        }
+        if self.max_requests == Some(0) {
+            bail!("--requests must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Where the requests go, resolved once.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub path: Uri,
+    pub authority: String,
+}
+
+impl Target {
+    /// Checks the URL's form without resolving it.
+    pub fn check(url: &str) -> anyhow::Result<()> {
+        Self::parse(url).map(|_| ())
+    }
+
+    fn parse(url: &str) -> anyhow::Result<(Uri, hyper::http::uri::Authority)> {
+        let uri: Uri = url.parse().with_context(|| format!("`{url}` is not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => bail!("`{url}`: only http:// URLs are supported (got {other}://)"),
+            None => bail!("`{url}`: give a full URL, e.g. http://127.0.0.1:8080/"),
+        }
+        let authority = uri.authority().ok_or_else(|| anyhow!("`{url}` has no host"))?.clone();
+        if authority.as_str().contains('@') {
+            bail!("`{url}`: user info in the URL is not supported; use --header Authorization:...");
+        }
+        Ok((uri, authority))
+    }
+
+    pub async fn resolve(url: &str) -> anyhow::Result<Target> {
+        let (uri, authority) = Self::parse(url)?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("cannot resolve host `{host}` of {url}"))?
+            .collect();
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| anyhow!("host `{host}` of {url} has no address"))?;
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        Ok(Target { addr, path: path.parse()?, authority: authority.as_str().to_string() })
+    }
+}
+
+/// Live counters, readable while the load runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub planned: u64,
+    pub completed: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    planned: AtomicU64,
+    completed: AtomicU64,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    in_flight: AtomicU64,
+    connections: AtomicU64,
+    retried: AtomicU64,
+}
+
+/// One keep-alive connection. Dropping it closes the socket: the connection task is aborted, so a
+/// stalled server cannot keep a task (or a file descriptor) alive.
+struct Conn {
+    sender: SendRequest<Empty<Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    target: Target,
+    headers: HeaderMap,
+    backend_header: HeaderName,
+    version_header: HeaderName,
+    timeout: Duration,
+    retry: bool,
+    t0: Instant,
+    log: Mutex<RecordLog>,
+    backends: Interner,
+    versions: Interner,
+    idle: Mutex<Vec<Conn>>,
+    limit: Semaphore,
+    counters: Counters,
+    stop: AtomicBool,
+    /// Wakes the timer thread early on stop.
+    wake: (Mutex<()>, Condvar),
+    stop_notify: tokio::sync::Notify,
+    /// Offset (ns) at which no new request was started any more: set by stop or the schedule end.
+    ended_ns: AtomicU64,
+}
+
+struct Answer {
+    status: u16,
+    backend: u16,
+    version: u16,
+}
+
+struct AttemptError {
+    kind: FailureKind,
+    /// The server closed or reset the connection before any response byte.
+    before_response: bool,
+}
+
+impl Shared {
+    fn offset_ns(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.t0).as_nanos() as u64
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn request(&self) -> Request<Empty<Bytes>> {
+        let mut req = Request::new(Empty::new());
+        *req.uri_mut() = self.target.path.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    async fn connect(&self) -> Result<Conn, AttemptError> {
+        let fail = |kind| AttemptError { kind, before_response: true };
+        let stream = TcpStream::connect(self.target.addr).await.map_err(|e| {
+            fail(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectRefused,
+                std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+                _ => FailureKind::ConnectError,
+            })
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| fail(FailureKind::IoError))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(Conn { sender, task })
+    }
+
+    fn checkout_idle(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some(c) = idle.pop() {
+            if !c.sender.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn check_in(&self, c: Conn) {
+        if !c.sender.is_closed() {
+            self.idle.lock().unwrap().push(c);
+        }
+    }
+
+    async fn exchange(&self, conn: &mut Conn) -> Result<Answer, AttemptError> {
+        conn.sender.ready().await.map_err(|e| classify(&e, true))?;
+        let resp = conn.sender.send_request(self.request()).await.map_err(|e| classify(&e, true))?;
+        let status = resp.status().as_u16();
+        let h = resp.headers();
+        let backend = h.get(&self.backend_header).map_or(0, |v| self.backends.intern(v.as_bytes()));
+        let version = h.get(&self.version_header).map_or(0, |v| self.versions.intern(v.as_bytes()));
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| classify(&e, false))?;
+        }
+        Ok(Answer { status, backend, version })
+    }
+
+    /// One request on `slot`'s connection (or a pooled or new one), with the one allowed retry.
+    /// On success the connection is left in `slot`; on failure `slot` is empty.
+    async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8) -> Result<Answer, FailureKind> {
+        loop {
+            let reused = match slot.take().filter(|c| !c.sender.is_closed()).or_else(|| self.checkout_idle()) {
+                Some(c) => {
+                    *slot = Some(c);
+                    true
+                }
+                None => {
+                    *fl |= flags::NEW_CONNECTION;
+                    *slot = Some(self.connect().await.map_err(|e| e.kind)?);
+                    false
+                }
+            };
+            match self.exchange(slot.as_mut().unwrap()).await {
+                Ok(a) => return Ok(a),
+                Err(e) => {
+                    *slot = None;
+                    if reused && e.before_response && self.retry && *fl & flags::RETRIED == 0 {
+                        *fl |= flags::RETRIED;
+                        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    return Err(e.kind);
+                }
+            }
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.counters.completed.fetch_add(matches!(outcome, Outcome::Status(_)) as u64, Ordering::Relaxed);
+        if outcome.is_ok() {
+            self.counters.ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn make_record(
+        &self,
+        planned_ns: u64,
+        started: Option<Instant>,
+        end: Instant,
+        result: Result<Answer, FailureKind>,
+        fl: u8,
+    ) -> Record {
+        let end_ns = self.offset_ns(end);
+        let latency_us = (end_ns.saturating_sub(planned_ns) / 1_000).min(u32::MAX as u64) as u32;
+        let service_us = started.map_or(0, |s| end.saturating_duration_since(s).as_micros().min(u32::MAX as u128) as u32);
+        let (outcome, backend, version) = match result {
+            Ok(a) => (Outcome::Status(a.status), a.backend, a.version),
+            Err(k) => (Outcome::Failure(k), 0, 0),
+        };
+        self.count(outcome);
+        Record { planned_ns, latency_us, service_us, outcome: outcome.code(), backend, version, flags: fl }
+    }
+}
+
+fn classify(e: &hyper::Error, before_response: bool) -> AttemptError {
+    let kind = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        FailureKind::ProtocolError
+    } else if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        FailureKind::Reset
+    } else {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        let mut kind = FailureKind::IoError;
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                kind = match io.kind() {
+                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected => FailureKind::Reset,
+                    TimedOut => FailureKind::Timeout,
+                    _ => FailureKind::IoError,
+                };
+                break;
+            }
+            src = s.source();
+        }
+        kind
+    };
+    AttemptError { kind, before_response: before_response && kind == FailureKind::Reset }
+}
+
+async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done: mpsc::Sender<()>) {
+    let mut fl = 0u8;
+    let permit = tokio::time::timeout_at((planned.max(Instant::now()) + sh.timeout).into(), sh.limit.acquire()).await;
+    let (started, result) = match permit {
+        Ok(Ok(_permit)) => {
+            let started = Instant::now();
+            fl |= flags::SENT;
+            sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+            let mut slot = None;
+            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl))
+                .await
+                .unwrap_or(Err(FailureKind::Timeout));
+            if let Some(c) = slot {
+                sh.check_in(c);
+            }
+            sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            (Some(started), r)
+        }
+        _ => (None, Err(FailureKind::Timeout)),
+    };
+    let rec = sh.make_record(planned_ns, started, Instant::now(), result, fl);
+    sh.log.lock().unwrap().push(rec);
+}
+
+/// The open model's clock: a plain thread sleeping with a 1 ns timer slack, so requests leave
+/// within microseconds of their plan (tokio's timer wheel has 1 ms ticks, which at 1,000 req/s
+/// would shift whole requests across bucket boundaries).
+fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtime::Handle, done: mpsc::Sender<()>) {
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+    let mut n = 0u64;
+    let mut ended = false;
+    'plan: for off in schedule.offsets() {
+        if n >= max {
+            ended = true;
+            break;
+        }
+        let at = sh.t0 + Duration::from_nanos(off);
+        loop {
+            if sh.stopping() {
+                break 'plan;
+            }
+            let now = Instant::now();
+            if now >= at {
+                break;
+            }
+            let guard = sh.wake.0.lock().unwrap();
+            if sh.stopping() {
+                break 'plan;
+            }
+            drop(sh.wake.1.wait_timeout(guard, at - now).unwrap());
+        }
+        n += 1;
+        sh.counters.planned.fetch_add(1, Ordering::Relaxed);
+        rt.spawn(open_request(sh.clone(), at, off, done.clone()));
+    }
+    let end = if sh.stopping() || ended {
+        sh.offset_ns(Instant::now())
+    } else {
+        schedule.duration().as_nanos() as u64
+    };
+    sh.ended_ns.store(end, Ordering::Relaxed);
+}
+
+async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done: mpsc::Sender<()>) {
+    let mut slot: Option<Conn> = None;
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        if sh.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if sh.counters.planned.fetch_add(1, Ordering::Relaxed) >= max {
+            sh.counters.planned.fetch_sub(1, Ordering::Relaxed);
+            break;
+        }
+        let started = Instant::now();
+        let planned_ns = sh.offset_ns(started);
+        let mut fl = flags::SENT;
+        sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let r = tokio::select! {
+            r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl)) => Some(r.unwrap_or(Err(FailureKind::Timeout))),
+            // A stop must not wait for a stalled server's timeout in the closed model; the request
+            // cut short is not a result, so it leaves no record.
+            _ = sh.stop_notify.notified() => None,
+        };
+        sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let Some(r) = r else {
+            sh.counters.planned.fetch_sub(1, Ordering::Relaxed);
+            break;
+        };
+        let connect_failed = matches!(r, Err(FailureKind::ConnectRefused | FailureKind::ConnectError));
+        batch.push(sh.make_record(planned_ns, Some(started), Instant::now(), r, fl));
+        if batch.len() == batch.capacity() {
+            sh.log.lock().unwrap().extend_from_slice(&batch);
+            batch.clear();
+        }
+        if connect_failed {
+            // Nothing listens: do not spin through millions of refused connects.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    sh.log.lock().unwrap().extend_from_slice(&batch);
+}
+
+/// A running load. Dropping it stops the schedule (requests already started finish in the
+/// background); use [`Load::finish`] or [`Load::stop`] to get the [`Report`].
+pub struct Load {
+    sh: Arc<Shared>,
+    cfg: LoadConfig,
+    done: mpsc::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    deadline: Option<Instant>,
+}
+
+impl Load {
+    /// Resolves the URL, opens the warm connections (failing clearly if the target cannot be
+    /// reached), and starts the schedule at once. Must be called inside a tokio runtime.
+    pub async fn start(cfg: LoadConfig) -> anyhow::Result<Load> {
+        cfg.validate()?;
+        let target = Target::resolve(&cfg.url).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(hyper::header::HOST, HeaderValue::from_str(&target.authority)?);
+        headers.insert(hyper::header::USER_AGENT, HeaderValue::from_static("seaworthy-load"));
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.trim().as_bytes()).with_context(|| format!("bad header name `{k}`"))?;
+            let value = HeaderValue::from_str(v.trim()).with_context(|| format!("bad value for header `{k}`"))?;
+            headers.insert(name, value);
+        }
+        let header_name = |h: &str| HeaderName::from_bytes(h.as_bytes()).with_context(|| format!("bad header name `{h}`"));
+        let (warm, limit) = match cfg.mode {
+            Mode::Open(_) => (cfg.connections, cfg.max_in_flight),
+            Mode::Closed { .. } => (0, cfg.connections),
+        };
+        let sh = Arc::new(Shared {
+            target,
+            headers,
+            backend_header: header_name(&cfg.backend_header)?,
+            version_header: header_name(&cfg.version_header)?,
+            timeout: cfg.timeout,
+            retry: cfg.retry_closed_idle,
+            t0: Instant::now(),
+            log: Mutex::new(RecordLog::default()),
+            backends: Interner::default(),
+            versions: Interner::default(),
+            idle: Mutex::new(Vec::new()),
+            limit: Semaphore::new(limit),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+            wake: (Mutex::new(()), Condvar::new()),
+            stop_notify: tokio::sync::Notify::new(),
+            ended_ns: AtomicU64::new(u64::MAX),
+        });
+        // Reachability first, with a clear message, instead of a run full of connect failures.
+        let first = tokio::time::timeout(cfg.timeout, sh.connect())
+            .await
+            .map_err(|_| AttemptError { kind: FailureKind::Timeout, before_response: true })
+            .and_then(|r| r)
+            .map_err(|e| {
+                anyhow!("cannot reach {} ({}): {}", cfg.url, sh.target.addr, match e.kind {
+                    FailureKind::ConnectRefused => "connection refused (nothing listens there)".to_string(),
+                    FailureKind::Timeout => format!("no TCP connection within {:?}", cfg.timeout),
+                    k => k.name().replace('_', " "),
+                })
+            })?;
+        let mut warm_conns = vec![first];
+        let rest = futures::future::join_all((1..warm).map(|_| sh.connect())).await;
+        warm_conns.extend(rest.into_iter().flatten());
+        if matches!(cfg.mode, Mode::Open(_)) {
+            sh.idle.lock().unwrap().extend(warm_conns);
+        }
+        // The schedule starts now: t0 is the planned time of request 0.
+        let t0 = Instant::now();
+        let sh = {
+            let mut s = Arc::into_inner(sh).expect("no other handle yet");
+            s.t0 = t0;
+            Arc::new(s)
+        };
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let max = cfg.max_requests.unwrap_or(u64::MAX);
+        let (thread, deadline) = match &cfg.mode {
+            Mode::Open(schedule) => {
+                let (sh2, schedule, rt) = (sh.clone(), schedule.clone(), tokio::runtime::Handle::current());
+                let th = std::thread::Builder::new()
+                    .name("seaworthy-load-timer".into())
+                    .spawn(move || timer_thread(sh2, schedule, max, rt, done_tx))?;
+                (Some(th), Some(t0 + schedule_duration(&cfg.mode)))
+            }
+            Mode::Closed { duration } => {
+                let deadline = duration.map(|d| t0 + d);
+                for _ in 0..cfg.connections {
+                    tokio::spawn(closed_loop(sh.clone(), deadline, max, done_tx.clone()));
+                }
+                (None, deadline)
+            }
+        };
+        Ok(Load { sh, cfg, done: done_rx, thread, deadline })
+    }
+
+    /// A cheap handle to watch or stop the load from elsewhere (a signal handler, a progress line).
+    pub fn handle(&self) -> LoadHandle {
+        LoadHandle { sh: self.sh.clone() }
+    }
+
+    /// The planned time of request 0; record offsets count from here.
+    pub fn start_instant(&self) -> Instant {
+        self.sh.t0
+    }
+
+    /// Time since the start, on the records' time axis.
+    pub fn elapsed(&self) -> Duration {
+        self.sh.t0.elapsed()
+    }
+
+    /// When the schedule (or the closed model's duration) ends, if it has an end in time.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub fn config(&self) -> &LoadConfig {
+        &self.cfg
+    }
+
+    pub fn progress(&self) -> Progress {
+        progress(&self.sh)
+    }
+
+    /// The records of the requests finished so far (closed model: up to 255 per loop lag behind).
+    pub fn records(&self) -> Vec<Record> {
+        self.sh.log.lock().unwrap().to_vec()
+    }
+
+    /// A report of what has finished so far, while the load goes on.
+    pub fn snapshot(&self) -> Report {
+        let log = self.sh.log.lock().unwrap();
+        let mut copy = RecordLog::default();
+        for r in log.iter() {
+            copy.push(*r);
+        }
+        drop(log);
+        self.report(copy, self.sh.offset_ns(Instant::now()))
+    }
+
+    /// Stop planning new requests now; requests already started run to their end or timeout.
+    pub fn request_stop(&self) {
+        stop(&self.sh);
+    }
+
+    /// Stop now and wait for the requests already started.
+    pub async fn stop(self) -> Report {
+        self.request_stop();
+        self.finish().await
+    }
+
+    /// Wait for the schedule to end (or a stop) and for every started request to finish.
+    pub async fn finish(mut self) -> Report {
+        let _ = self.done.recv().await;
+        if let Some(th) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+        let mut end = self.sh.ended_ns.load(Ordering::Relaxed);
+        if end == u64::MAX {
+            // Closed model: the loops ended at the deadline, the count or the stop.
+            end = match (self.deadline, self.sh.stopping()) {
+                (Some(d), false) => self.sh.offset_ns(d),
+                _ => self.sh.log.lock().unwrap().iter().map(|r| r.planned_ns).max().unwrap_or(0),
+            };
+        }
+        let log = std::mem::take(&mut *self.sh.log.lock().unwrap());
+        self.sh.idle.lock().unwrap().clear();
+        self.report(log, end)
+    }
+
+    fn report(&self, records: RecordLog, window_ns: u64) -> Report {
+        let c = &self.sh.counters;
+        Report {
+            url: self.cfg.url.clone(),
+            mode: self.cfg.mode.clone(),
+            connections_limit: self.cfg.connections,
+            max_in_flight: self.cfg.max_in_flight,
+            timeout: self.cfg.timeout,
+            started: self.sh.t0,
+            window: Duration::from_nanos(window_ns),
+            planned: c.planned.load(Ordering::Relaxed),
+            connections_opened: c.connections.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            backends: self.sh.backends.names(),
+            versions: self.sh.versions.names(),
+            records,
+        }
+    }
+}
+
+fn progress(sh: &Shared) -> Progress {
+    let c = &sh.counters;
+    Progress {
+        planned: c.planned.load(Ordering::Relaxed),
+        completed: c.completed.load(Ordering::Relaxed),
+        ok: c.ok.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        in_flight: c.in_flight.load(Ordering::Relaxed),
+    }
+}
+
+/// See [`Load::handle`].
+#[derive(Clone)]
+pub struct LoadHandle {
+    sh: Arc<Shared>,
+}
+
+impl LoadHandle {
+    pub fn progress(&self) -> Progress {
+        progress(&self.sh)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.sh.t0.elapsed()
+    }
+
+    /// Stop planning new requests; [`Load::finish`] then returns once those in flight ended.
+    pub fn stop(&self) {
+        stop(&self.sh);
+    }
+}
+
+fn stop(sh: &Shared) {
+    sh.stop.store(true, Ordering::Relaxed);
+    let _g = sh.wake.0.lock().unwrap();
+    sh.wake.1.notify_all();
+    sh.stop_notify.notify_waiters();
+}
+
+fn schedule_duration(mode: &Mode) -> Duration {
+    match mode {
+        Mode::Open(s) => s.duration(),
+        Mode::Closed { duration } => duration.unwrap_or(Duration::MAX),
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        stop(&self.sh);
+    }
+}
+
+/// Everything a finished (or snapshotted) load recorded.
+pub struct Report {
+    pub url: String,
+    pub mode: Mode,
+    pub connections_limit: usize,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    /// The planned time of request 0.
+    pub started: Instant,
+    /// From the start to when the generator stopped starting requests (schedule end or stop).
+    pub window: Duration,
+    /// Requests whose planned time came (open model) or that a loop began (closed model).
+    pub planned: u64,
+    pub connections_opened: u64,
+    pub retried: u64,
+    /// Backend header values; records index into it, 0 = absent.
+    pub backends: Vec<String>,
+    pub versions: Vec<String>,
+    pub records: RecordLog,
+}
+
+impl Report {
+    /// An instant as an offset on the records' time axis (0 if before the start).
+    pub fn offset(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.started)
+    }
+
+    pub fn backend_name(&self, idx: u16) -> Option<&str> {
+        (idx != 0).then(|| self.backends.get(idx as usize).map(String::as_str)).flatten()
+    }
+
+    pub fn backend_index(&self, name: &str) -> Option<u16> {
+        self.backends.iter().skip(1).position(|b| b == name).map(|i| (i + 1) as u16)
+    }
+
+    pub fn summary(&self, bucket: Duration) -> Summary {
+        Summary::from_report(self, bucket)
+    }
+}

@@ -1,0 +1,402 @@
+//! phpdemo (shared/seeds/000): php-fpm + nginx in one Pod, the code copied into an emptyDir by an
+//! initContainer from a code-only image, config.php overridden by the ConfigMap phpdemo-config.
+//!
+//! `local` runs that Pod on loopback with Debian's php-fpm and nginx: the initContainer's own
+//! command fills a temp "emptyDir", the ConfigMap's files land where the php-fpm container mounts
+//! them, php-fpm runs with the image's own config and nginx with the ConfigMap's server block,
+//! both under the manifest's dumb-init command. Only in-Pod addresses and paths are rewritten.
+//! `manifests` covers what no local run can show (preStop) for the cluster checks.
+
+mod manifests {
+    use seaworthy::stack::Stack;
+
+    fn stack() -> Stack {
+        Stack::find("phpdemo").expect("fixtures/phpdemo loads and validates")
+    }
+
+    #[test]
+    fn the_abrupt_variant_drops_prestop_and_kills_on_sigterm() {
+        let good = stack();
+        let bad = good.variant("abrupt-stop").unwrap();
+        for container in ["php-fpm", "nginx"] {
+            let g = good.container("phpdemo", container).unwrap();
+            let pre = g.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref());
+            let sleep = pre.and_then(|e| e.command.clone()).unwrap_or_default();
+            assert_eq!(sleep.first().map(String::as_str), Some("sleep"), "{container}: preStop is an exec sleep");
+            assert_eq!(g.command.as_ref().unwrap()[..3], ["dumb-init", "--rewrite", "15:3"], "{container}");
+
+            let b = bad.container("phpdemo", container).unwrap();
+            assert!(b.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).is_none(), "{container}: preStop removed");
+            assert_eq!(b.command.as_ref().unwrap()[..3], ["dumb-init", "--rewrite", "15:9"], "{container}");
+        }
+        // The drain has to fit the grace period: preStop, then php-fpm's process_control_timeout.
+        let grace = good.pod_spec("phpdemo").unwrap().termination_grace_period_seconds.unwrap();
+        let conf = std::fs::read_to_string(good.dir.join("app/php-fpm/php-fpm.conf")).unwrap();
+        let timeout: i64 = conf
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("process_control_timeout = "))
+            .and_then(|v| v.trim_end_matches('s').parse().ok())
+            .expect("php-fpm.conf sets process_control_timeout in seconds");
+        assert!(5 + timeout < grace, "preStop 5 s + process_control_timeout {timeout} s must fit {grace} s");
+    }
+
+    #[test]
+    fn v1_to_v2_changes_only_the_code_image() {
+        let s = stack();
+        let init = s.container("phpdemo", "init-phpdemo-src").unwrap();
+        assert_eq!(init.image.as_deref(), Some("phpdemo-code:v1"));
+        let code = s.spec.images.iter().find(|i| i.name == "phpdemo-code").unwrap();
+        assert_eq!(code.versions, ["v1", "v2"]);
+    }
+}
+
+mod local {
+    use anyhow::{Context, Result, ensure};
+    use nix::sys::signal::Signal;
+    use seaworthy::local::{self, Nginx, Proc};
+    use seaworthy::stack::Stack;
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// The local stand-in of the downward API's `metadata.name`.
+    const POD_NAME: &str = "phpdemo-5d7f9c8b6-local";
+    const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
+
+    // ---- a minimal HTTP/1.0 client: one connection per request ----
+
+    struct Response {
+        status: u16,
+        headers: BTreeMap<String, String>,
+        body: String,
+    }
+
+    impl Response {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        }
+    }
+
+    impl std::fmt::Debug for Response {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "HTTP {} {:?}\n{}", self.status, self.headers, self.body)
+        }
+    }
+
+    fn get(port: u16, path: &str) -> Result<Response> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: phpdemo.local.com\r\n\r\n").as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).context("reading the response")?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("bad status line {status_line:?}"))?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Ok(Response { status, headers, body: body.to_string() })
+    }
+
+    // ---- the Pod, on loopback ----
+
+    /// The part of a container's command before `program` (dumb-init and its signal rewrite), and
+    /// a check that what follows is what the local run starts.
+    fn wrapper(stack: &Stack, container: &str, program: &str, rest: &[&str]) -> Result<Vec<String>> {
+        let c = stack.container("phpdemo", container)?;
+        let mut argv = c.command.clone().unwrap_or_default();
+        argv.extend(c.args.clone().unwrap_or_default());
+        let at = argv.iter().position(|a| a == program).with_context(|| format!("container {container} does not run {program}: {argv:?}"))?;
+        ensure!(argv[at + 1..] == *rest, "container {container} runs {program} with {:?}; the local run knows {rest:?}", &argv[at + 1..]);
+        Ok(argv[..at].to_vec())
+    }
+
+    /// The code image of `version`, as its Dockerfile builds it: the sources plus VERSION.
+    fn build_code_image(stack: &Stack, version: &str, root: &Path) -> Result<PathBuf> {
+        let context = stack.dir.join("app/code");
+        let dockerfile = std::fs::read_to_string(context.join("Dockerfile"))?;
+        ensure!(
+            dockerfile.contains("COPY src/ /src/") && dockerfile.contains("> /src/VERSION"),
+            "app/code/Dockerfile no longer copies src/ to /src and writes /src/VERSION; update the local build"
+        );
+        let src = root.join("src");
+        copy_dir(&context.join("src"), &src)?;
+        std::fs::write(src.join("VERSION"), format!("{version}\n"))?;
+        Ok(src)
+    }
+
+    fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()))?;
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+            }
+        }
+        Ok(())
+    }
+
+    struct Pod {
+        tmp: tempfile::TempDir,
+        www: PathBuf,
+        fpm: Proc,
+        nginx: Nginx,
+        port: u16,
+    }
+
+    impl Pod {
+        /// The Pod of `stack` with its initContainer's image at `version`.
+        fn start(stack: &Stack, version: &str) -> Result<Pod> {
+            let tmp = tempfile::tempdir()?;
+            // php-fpm's workers run as the pool's www-data when the test is root: let them in.
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+            let image = build_code_image(stack, version, &tmp.path().join("code-image"))?;
+            let www = tmp.path().join("wwwroot");
+            std::fs::create_dir_all(&www)?;
+
+            // The initContainer, with its command from the manifest: /src is the code image's
+            // folder, /src-www the emptyDir.
+            let init = stack.container("phpdemo", "init-phpdemo-src")?;
+            let mount = init.volume_mounts.iter().flatten().find(|m| m.name == "wwwroot").context("init mounts no wwwroot")?;
+            ensure!(mount.mount_path == "/src-www", "the initContainer mounts the emptyDir at {}", mount.mount_path);
+            let argv = init.command.clone().context("the initContainer has no command")?;
+            let argv: Vec<String> = argv
+                .iter()
+                .map(|a| {
+                    if a.contains("/src") {
+                        local::rewrite(a, &[("/src-www/", &format!("{}/", www.display())), (" /src/", &format!(" {}/", image.display()))])
+                    } else {
+                        Ok(a.clone())
+                    }
+                })
+                .collect::<Result<_>>()?;
+            let out = Command::new(&argv[0]).args(&argv[1..]).output().context("running the initContainer's command")?;
+            ensure!(out.status.success(), "the initContainer's command {argv:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+
+            // What the php-fpm container sees: the emptyDir at its mountPath, ConfigMap files over it.
+            let fpm_c = stack.container("phpdemo", "php-fpm")?;
+            let docroot = fpm_c.volume_mounts.iter().flatten().find(|m| m.name == "wwwroot").context("php-fpm mounts no wwwroot")?;
+            let docroot = PathBuf::from(&docroot.mount_path);
+            for file in stack.mounted_files("phpdemo", "php-fpm")? {
+                let rel = file.path.strip_prefix(&docroot).with_context(|| format!("php-fpm mounts {} outside the code", file.path.display()))?;
+                std::fs::write(www.join(rel), &file.content)?;
+            }
+
+            let fpm_port = local::free_port();
+            let fpm = start_php_fpm(stack, tmp.path(), fpm_port)?;
+
+            // nginx: the ConfigMap's server blocks, as Debian's nginx.conf includes them from conf.d.
+            let conf: String = stack
+                .mounted_files("phpdemo", "nginx")?
+                .iter()
+                .filter(|f| f.path.parent() == Some(Path::new("/etc/nginx/conf.d")) && f.path.extension().is_some_and(|e| e == "conf"))
+                .map(|f| f.text())
+                .collect();
+            let port = local::free_port();
+            let conf = local::rewrite(
+                &conf,
+                &[
+                    ("listen       80;", &format!("listen       127.0.0.1:{port};")),
+                    ("fastcgi_pass   127.0.0.1:9000;", &format!("fastcgi_pass   127.0.0.1:{fpm_port};")),
+                    (&format!("root {};", docroot.display()), &format!("root {};", www.display())),
+                ],
+            )?;
+            let nginx_wrapper = wrapper(stack, "nginx", "nginx", &["-g", "daemon off;"])?;
+            let nginx = Nginx::start_under(&tmp.path().join("nginx"), &conf, &nginx_wrapper)?;
+            Ok(Pod { tmp, www, fpm, nginx, port })
+        }
+
+        fn unready_file(&self) -> PathBuf {
+            self.tmp.path().join("seaworthy-unready")
+        }
+
+        /// The kubelet's stop after preStop: SIGTERM to PID 1 of both containers at once.
+        fn sigterm(&self) -> Result<()> {
+            self.fpm.signal(Signal::SIGTERM)?;
+            self.nginx.proc.signal(Signal::SIGTERM)
+        }
+
+        fn wait_stopped(&mut self, timeout: Duration) -> Result<()> {
+            ensure!(self.fpm.wait_timeout(timeout).is_some(), "php-fpm still runs {timeout:?} after SIGTERM:\n{}", self.fpm.log());
+            ensure!(self.nginx.proc.wait_timeout(timeout).is_some(), "nginx still runs {timeout:?} after SIGTERM:\n{}", self.nginx.error_log());
+            Ok(())
+        }
+
+        fn logs(&self) -> String {
+            format!("php-fpm:\n{}\nnginx:\n{}", self.fpm.log(), self.nginx.error_log())
+        }
+    }
+
+    /// php-fpm as the image runs it: the Dockerfile's php-fpm.conf and pool, under the container's
+    /// command wrapper, with the container's env. Only the listen address and include path change.
+    fn start_php_fpm(stack: &Stack, dir: &Path, port: u16) -> Result<Proc> {
+        let context = stack.dir.join("app/php-fpm");
+        let dockerfile = std::fs::read_to_string(context.join("Dockerfile"))?;
+        ensure!(
+            dockerfile.contains("COPY php-fpm.conf /etc/php/8.2/fpm/php-fpm.conf")
+                && dockerfile.contains("COPY www.conf /etc/php/8.2/fpm/pool.d/www.conf"),
+            "app/php-fpm/Dockerfile no longer installs php-fpm.conf and www.conf where the local run expects"
+        );
+        let fpm_dir = dir.join("php-fpm");
+        std::fs::create_dir_all(fpm_dir.join("pool.d"))?;
+        let pool = local::rewrite(&std::fs::read_to_string(context.join("www.conf"))?, &[("listen = 127.0.0.1:9000", &format!("listen = 127.0.0.1:{port}"))])?;
+        std::fs::write(fpm_dir.join("pool.d/www.conf"), pool)?;
+        let global = local::rewrite(
+            &std::fs::read_to_string(context.join("php-fpm.conf"))?,
+            &[("include = /etc/php/8.2/fpm/pool.d/*.conf", &format!("include = {}/pool.d/*.conf", fpm_dir.display()))],
+        )?;
+        std::fs::write(fpm_dir.join("php-fpm.conf"), global)?;
+
+        let mut env = stack.container_env("phpdemo", "php-fpm")?;
+        let c = stack.container("phpdemo", "php-fpm")?;
+        let pod_name = c.env.iter().flatten().find(|e| e.name == "POD_NAME").and_then(|e| e.value_from.as_ref()).and_then(|f| f.field_ref.as_ref());
+        ensure!(pod_name.is_some_and(|f| f.field_path == "metadata.name"), "php-fpm gets no POD_NAME from metadata.name");
+        env.push(("POD_NAME".into(), POD_NAME.into()));
+        // Parallel tests share /tmp: each Pod gets its own readiness file.
+        env.push(("SEAWORTHY_UNREADY_FILE".into(), dir.join("seaworthy-unready").display().to_string()));
+
+        let wrap = wrapper(stack, "php-fpm", "php-fpm8.2", &["-F"])?;
+        let (program, args) = wrap.split_first().context("php-fpm runs without dumb-init")?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).arg(PHP_FPM).arg("-F").arg("-y").arg(fpm_dir.join("php-fpm.conf")).envs(env);
+        let mut proc = Proc::spawn("php-fpm", cmd, dir)?;
+        local::wait_for_server(&mut proc, port, Duration::from_secs(10))?;
+        Ok(proc)
+    }
+
+    fn params(stack: &Stack, check: &str) -> toml::Table {
+        stack.spec.checks.iter().find(|c| c.name == check).map(|c| c.params.clone()).unwrap_or_default()
+    }
+
+    fn param(stack: &Stack, check: &str, key: &str) -> String {
+        params(stack, check).get(key).and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| panic!("stack.toml: check {check} has no param {key}"))
+    }
+
+    fn negative(stack: &Stack, check: &str) -> Stack {
+        let name = stack.spec.checks.iter().find(|c| c.name == check).and_then(|c| c.negative.clone()).expect("the check names its negative control");
+        stack.variant(&name).unwrap()
+    }
+
+    // ---- the proofs ----
+
+    #[test]
+    fn api_php_prints_the_configmaps_config_and_names_backend_and_version() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let pod = Pod::start(&stack, "v1").unwrap();
+        let r = get(pod.port, "/api.php").unwrap();
+        assert_eq!(r.status, 200, "{r:?}\n{}", pod.logs());
+        assert_eq!(r.body, param(&stack, "config-override", "expect"), "{r:?}");
+        assert_eq!(r.body, r#"{"host":"0.0.0.0","env":"prod"}"#, "the seed's production config");
+        assert_eq!(r.header("X-Seaworthy-Backend"), Some(POD_NAME), "{r:?}");
+        assert_eq!(r.header("X-Seaworthy-Version"), Some("v1"), "{r:?}");
+        // The baked-in file is still in the emptyDir; only php-fpm's view is overridden.
+        let baked = std::fs::read_to_string(stack.dir.join("app/code/src/config.php")).unwrap();
+        assert!(baked.contains(r#""env" => "uat""#), "{baked}");
+    }
+
+    #[test]
+    fn without_the_configmap_mount_the_baked_in_uat_config_is_served() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let bad = negative(&stack, "config-override");
+        let pod = Pod::start(&bad, "v1").unwrap();
+        let r = get(pod.port, "/api.php").unwrap();
+        assert_eq!(r.status, 200, "{r:?}\n{}", pod.logs());
+        assert_eq!(r.body, param(&stack, "config-override", "baked_in"), "{r:?}");
+        assert!(r.body.contains(r#""env":"uat""#), "{r:?}");
+        assert!(pod.www.join("config.php").is_file());
+    }
+
+    #[test]
+    fn v2_code_serves_v2_with_the_same_config() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let pod = Pod::start(&stack, "v2").unwrap();
+        for path in ["/api.php", "/index.php", "/"] {
+            let r = get(pod.port, path).unwrap();
+            assert_eq!(r.status, 200, "{path}: {r:?}\n{}", pod.logs());
+            assert_eq!(r.header("X-Seaworthy-Version"), Some("v2"), "{path}: {r:?}");
+            assert_eq!(r.header("X-Seaworthy-Backend"), Some(POD_NAME), "{path}: {r:?}");
+            if path == "/api.php" {
+                assert_eq!(r.body, param(&stack, "config-override", "expect"));
+            } else {
+                assert!(r.body.contains("phpinfo()"), "{path} is the seed's phpinfo page");
+            }
+        }
+    }
+
+    #[test]
+    fn the_readiness_probe_answers_503_while_the_unready_file_exists() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let probe = stack.container("phpdemo", "nginx").unwrap().readiness_probe.clone().expect("nginx has a readiness probe");
+        let http = probe.http_get.expect("an httpGet probe");
+        assert_eq!(http.port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80), "the probe asks nginx");
+        let path = http.path.unwrap();
+        let declared = params(&stack, "rollout-zero-5xx")["readiness"].as_table().unwrap().clone();
+        assert_eq!(declared["path"].as_str(), Some(path.as_str()), "stack.toml documents the probe's path");
+        assert_eq!(declared["container"].as_str(), Some("php-fpm"), "the file lives where healthz.php runs");
+
+        let pod = Pod::start(&stack, "v1").unwrap();
+        assert_eq!(get(pod.port, &path).unwrap().status, 200, "{}", pod.logs());
+        std::fs::write(pod.unready_file(), "").unwrap();
+        let r = get(pod.port, &path).unwrap();
+        assert_eq!(r.status, 503, "{r:?}");
+        assert_eq!(r.header("X-Seaworthy-Backend"), Some(POD_NAME));
+        // The app keeps serving while unready: only the Service stops sending it traffic.
+        assert_eq!(get(pod.port, "/api.php").unwrap().status, 200);
+        std::fs::remove_file(pod.unready_file()).unwrap();
+        assert_eq!(get(pod.port, &path).unwrap().status, 200);
+    }
+
+    /// Start a request that php-fpm holds for `secs`, then SIGTERM both containers once it is
+    /// surely in a worker. Returns the request's outcome and how long it took.
+    fn in_flight_across_sigterm(pod: &mut Pod, secs: u64) -> (Result<Response>, Duration) {
+        let port = pod.port;
+        let started = Instant::now();
+        let request = std::thread::spawn(move || get(port, &format!("/api.php?sleep={secs}")));
+        std::thread::sleep(Duration::from_millis(1000));
+        pod.sigterm().unwrap();
+        let outcome = request.join().expect("the request thread");
+        (outcome, started.elapsed())
+    }
+
+    #[test]
+    fn graceful_sigterm_finishes_the_request_in_flight() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let mut pod = Pod::start(&stack, "v1").unwrap();
+        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4);
+        let r = outcome.unwrap_or_else(|e| panic!("the in-flight request failed: {e:#}\n{}", pod.logs()));
+        assert_eq!(r.status, 200, "{r:?}\n{}", pod.logs());
+        assert_eq!(r.body, param(&stack, "config-override", "expect"));
+        assert!(took >= Duration::from_secs(4), "answered after {took:?}: the request was not held across the stop");
+        pod.wait_stopped(Duration::from_secs(10)).unwrap();
+        // Stopped means stopped: no new connection is taken.
+        assert!(get(pod.port, "/api.php").is_err(), "nginx still answers after its graceful stop");
+    }
+
+    #[test]
+    fn the_abrupt_variant_kills_the_request_in_flight() {
+        let stack = Stack::find("phpdemo").unwrap();
+        let bad = negative(&stack, "rollout-zero-5xx");
+        let mut pod = Pod::start(&bad, "v1").unwrap();
+        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4);
+        match outcome {
+            Err(_) => {}
+            Ok(r) if r.status >= 500 => {}
+            Ok(r) => panic!("the abrupt stop still answered {r:?} after {took:?}\n{}", pod.logs()),
+        }
+        assert!(took < Duration::from_secs(4), "the request ended after {took:?}, not at the SIGTERM");
+        pod.wait_stopped(Duration::from_secs(5)).unwrap();
+    }
+}
