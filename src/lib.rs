@@ -1,11 +1,15 @@
 //! seaworthy: applies Kubernetes example stacks and proves with real traffic that they behave.
 
 pub mod apply;
+pub mod checks;
+pub mod cleanup;
 pub mod cli;
 pub mod cluster;
+pub mod evidence;
 pub mod images;
 pub mod local;
 pub mod observe;
+pub mod report;
 pub mod stack;
 pub mod traffic;
 pub mod wait;

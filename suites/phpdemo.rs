@@ -186,7 +186,9 @@ mod local {
             let out = Command::new(&argv[0]).args(&argv[1..]).output().context("running the initContainer's command")?;
             ensure!(out.status.success(), "the initContainer's command {argv:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 
-            // What the php-fpm container sees: the emptyDir at its mountPath, ConfigMap files over it.
+            // What the php-fpm container sees: the emptyDir at its mountPath, ConfigMap files over
+            // it. (In the Pod the subPath mount hides the baked file from php-fpm only; nginx never
+            // reads .php files, so one shared folder is the same to both.)
             let fpm_c = stack.container("phpdemo", "php-fpm")?;
             let docroot = fpm_c.volume_mounts.iter().flatten().find(|m| m.name == "wwwroot").context("php-fpm mounts no wwwroot")?;
             let docroot = PathBuf::from(&docroot.mount_path);

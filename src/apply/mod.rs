@@ -20,11 +20,10 @@ pub fn new_run_id() -> String {
     format!("{:06x}", n & 0xff_ffff)
 }
 
-/// Create the run's namespace and apply every object of `stack` into it, in dependency order.
-/// Returns the namespace. On an error the namespace is left for the caller's cleanup (which
-/// knows it, because it is returned in the error context as well).
-pub async fn apply(client: &kube::Client, stack: &Stack, run_id: &str, image_ref: render::ImageRef<'_>) -> Result<String> {
-    let ns = render::namespace_name(stack.name(), stack.variant.as_deref(), run_id);
+/// Create namespace `ns` for the run and apply every object of `stack` into it, in dependency
+/// order. On an error the namespace is left for the caller's cleanup, which tracks `ns`.
+pub async fn apply(client: &kube::Client, stack: &Stack, ns: &str, run_id: &str, image_ref: render::ImageRef<'_>) -> Result<()> {
+    let ns = ns.to_string();
     // Render first: a stack that cannot be rendered changes nothing in the cluster.
     let objects = render::render(stack, &ns, run_id, image_ref)?;
     let namespace: Namespace = serde_json::from_value(render::namespace(stack, &ns, run_id))?;
@@ -35,7 +34,7 @@ pub async fn apply(client: &kube::Client, stack: &Stack, run_id: &str, image_ref
     for object in &objects {
         apply_one(client, &ns, run_id, object).await.with_context(|| format!("applying {} {} in namespace {ns}", object.kind, object.name))?;
     }
-    Ok(ns)
+    Ok(())
 }
 
 async fn apply_one(client: &kube::Client, ns: &str, run_id: &str, object: &Rendered) -> Result<()> {

@@ -3,6 +3,7 @@
 
 mod fixtures;
 pub mod images;
+pub mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -24,7 +25,8 @@ pub enum Command {
     /// Send constant-rate HTTP load to a URL and report honest latency.
     Load,
     /// Render, or compare, run reports.
-    Report,
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Build and save the fixture images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -41,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Down => not_built("down", "the cluster layer (issue: cluster providers)"),
         Command::Run => not_built("run", "the checks (issue: checks and suites)"),
         Command::Load => not_built("load", "the load generator"),
-        Command::Report => not_built("report", "the reports"),
+        Command::Report(cmd) => report::run(cmd),
         Command::Images(cmd) => images::run(cmd),
     }
 }

@@ -70,6 +70,8 @@ pub struct Pod {
     /// `(container, podman container name)`, initContainers first.
     pub init_containers: Vec<(String, String)>,
     pub containers: Vec<(String, String)>,
+    /// The podman volumes of its emptyDirs (they go with the Pod).
+    pub empty_dirs: Vec<String>,
     stack: Stack,
 }
 
@@ -177,9 +179,15 @@ impl Sandbox {
 
         // Volumes by name: what to mount for each.
         let mut volumes: BTreeMap<String, String> = BTreeMap::new();
+        let mut empty_dirs = Vec::new();
+        self.counter += 1;
+        let instance = self.counter;
         for v in spec.volumes.iter().flatten() {
             let podman_volume = if v.empty_dir.is_some() {
-                Some(format!("{podman_name}-{}", v.name))
+                // Per Pod instance: a replacement Pod of the same name starts with a new one.
+                let name = format!("{podman_name}-{}-{instance}", v.name);
+                empty_dirs.push(name.clone());
+                Some(name)
             } else if let Some(pvc) = &v.persistent_volume_claim {
                 Some(format!("{}-pvc-{}", self.name, pvc.claim_name))
             } else {
@@ -208,6 +216,7 @@ impl Sandbox {
             ports,
             init_containers: vec![],
             containers: vec![],
+            empty_dirs,
             stack: stack.clone(),
         };
         let mut pod = pod;
@@ -335,6 +344,10 @@ impl Sandbox {
     pub fn remove_pod(&mut self, pod: &Pod) -> Result<()> {
         podman(&["pod", "rm", "--force", "--time", "0", &pod.podman_name])?;
         self.pods.retain(|p| *p != pod.podman_name);
+        for v in &pod.empty_dirs {
+            podman(&["volume", "rm", "--force", v])?;
+            self.volumes.retain(|x| x != v);
+        }
         Ok(())
     }
 }
@@ -427,11 +440,16 @@ impl Pod {
         Ok(podman(&["inspect", "--format", "{{.State.ExitCode}}", self.podman_container(container)?])?.parse()?)
     }
 
-    /// Stop the whole Pod: each container gets its stop signal, then SIGKILL after `grace`.
-    /// Returns how long it took.
+    /// Stop the Pod's containers as the kubelet does once preStop hooks are done: all of them
+    /// get their stop signal at once, SIGKILL after `grace`. The pod's network stays until they
+    /// have exited (`podman pod stop` would stop the infra container alongside them, and the
+    /// port forwarding of answers still being sent would go with it). Returns how long it took.
     pub fn stop(&self, grace: Duration) -> Result<Duration> {
         let start = Instant::now();
-        podman(&["pod", "stop", "--time", &grace.as_secs().to_string(), &self.podman_name])?;
+        let secs = grace.as_secs().to_string();
+        let mut args = vec!["stop", "--time", secs.as_str()];
+        args.extend(self.containers.iter().map(|(_, p)| p.as_str()));
+        podman(&args)?;
         Ok(start.elapsed())
     }
 

@@ -219,6 +219,8 @@ struct Shared {
     stop_notify: tokio::sync::Notify,
     /// Offset (ns) at which no new request was started any more: set by stop or the schedule end.
     ended_ns: AtomicU64,
+    /// Closed model: when the last loop ended.
+    loops_ended_ns: AtomicU64,
 }
 
 struct Answer {
@@ -490,6 +492,7 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
         }
     }
     sh.log.lock().unwrap().extend_from_slice(&batch);
+    sh.loops_ended_ns.fetch_max(sh.offset_ns(Instant::now()), Ordering::Relaxed);
 }
 
 /// A running load. Dropping it stops the schedule (requests already started finish in the
@@ -539,6 +542,7 @@ impl Load {
             wake: (Mutex::new(()), Condvar::new()),
             stop_notify: tokio::sync::Notify::new(),
             ended_ns: AtomicU64::new(u64::MAX),
+            loops_ended_ns: AtomicU64::new(0),
         });
         // Reachability first, with a clear message, instead of a run full of connect failures.
         let first = tokio::time::timeout(cfg.timeout, sh.connect())
@@ -577,8 +581,19 @@ impl Load {
             }
             Mode::Closed { duration } => {
                 let deadline = duration.map(|d| t0 + d);
-                for _ in 0..cfg.connections {
-                    tokio::spawn(closed_loop(sh.clone(), deadline, max, done_tx.clone()));
+                // One single-threaded runtime per core, each with its share of the loops, as wrk
+                // runs one event loop per thread: a connection's task and its loop then wake each
+                // other on the same thread, without work stealing.
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(cfg.connections);
+                for t in 0..threads {
+                    let loops = cfg.connections / threads + usize::from(t < cfg.connections % threads);
+                    let (sh, done) = (sh.clone(), done_tx.clone());
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    std::thread::Builder::new().name(format!("seaworthy-load-{t}")).spawn(move || {
+                        rt.block_on(futures::future::join_all(
+                            (0..loops).map(|_| closed_loop(sh.clone(), deadline, max, done.clone())),
+                        ));
+                    })?;
                 }
                 (None, deadline)
             }
@@ -650,10 +665,7 @@ impl Load {
         let mut end = self.sh.ended_ns.load(Ordering::Relaxed);
         if end == u64::MAX {
             // Closed model: the loops ended at the deadline, the count or the stop.
-            end = match (self.deadline, self.sh.stopping()) {
-                (Some(d), false) => self.sh.offset_ns(d),
-                _ => self.sh.log.lock().unwrap().iter().map(|r| r.planned_ns).max().unwrap_or(0),
-            };
+            end = self.sh.loops_ended_ns.load(Ordering::Relaxed);
         }
         let log = std::mem::take(&mut *self.sh.log.lock().unwrap());
         self.sh.idle.lock().unwrap().clear();

@@ -1,0 +1,7 @@
+//! `endpoints-follow-readiness` (shared/STACKS.md).
+
+use super::{CheckContext, Verdict};
+
+pub async fn run(_ctx: &CheckContext) -> anyhow::Result<Verdict> {
+    Ok(Verdict::skipped("check endpoints-follow-readiness is not built yet"))
+}

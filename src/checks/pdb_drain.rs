@@ -1,0 +1,7 @@
+//! `pdb-drain` (shared/STACKS.md).
+
+use super::{CheckContext, Verdict};
+
+pub async fn run(_ctx: &CheckContext) -> anyhow::Result<Verdict> {
+    Ok(Verdict::skipped("check pdb-drain is not built yet"))
+}

@@ -1,0 +1,7 @@
+//! `persistence` (shared/STACKS.md).
+
+use super::{CheckContext, Verdict};
+
+pub async fn run(_ctx: &CheckContext) -> anyhow::Result<Verdict> {
+    Ok(Verdict::skipped("check persistence is not built yet"))
+}

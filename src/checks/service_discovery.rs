@@ -1,0 +1,7 @@
+//! `service-discovery` (shared/STACKS.md).
+
+use super::{CheckContext, Verdict};
+
+pub async fn run(_ctx: &CheckContext) -> anyhow::Result<Verdict> {
+    Ok(Verdict::skipped("check service-discovery is not built yet"))
+}

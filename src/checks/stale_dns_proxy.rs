@@ -1,0 +1,7 @@
+//! `stale-dns-proxy` (shared/STACKS.md).
+
+use super::{CheckContext, Verdict};
+
+pub async fn run(_ctx: &CheckContext) -> anyhow::Result<Verdict> {
+    Ok(Verdict::skipped("check stale-dns-proxy is not built yet"))
+}

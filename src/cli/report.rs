@@ -1,0 +1,132 @@
+//! `seaworthy report render|compare`.
+
+use crate::report::{self, RunReport, Thresholds};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Re-make the HTML page and/or the JUnit XML from a saved run report (JSON).
+    Render(RenderArgs),
+    /// Compare a run with a baseline per stack, check and phase; exit 1 on any regression.
+    #[command(after_help = "Exit status: 0 no regression; 1 at least one regression; 2 the reports cannot be \
+compared (unreadable, different schema versions, different checks).\n\
+A latency or duration change counts only when it exceeds both its relative and its absolute threshold.")]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// A run report written by `seaworthy run` (JSON).
+    pub result: PathBuf,
+    /// Write the self-contained HTML page here.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "OUT")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub baseline: PathBuf,
+    pub current: PathBuf,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Compare the checks both reports ran and list the others, instead of refusing.
+    #[arg(long)]
+    pub only_common: bool,
+    /// Failed requests a phase may gain over the baseline.
+    #[arg(long, default_value_t = Thresholds::default().failed_requests)]
+    pub failed_requests: u64,
+    /// p99 / p99.9 latency: relative increase (percent) that counts ...
+    #[arg(long, default_value_t = Thresholds::default().latency_pct)]
+    pub latency_pct: f64,
+    /// ... when it is also more than this many milliseconds.
+    #[arg(long, default_value_t = Thresholds::default().latency_ms)]
+    pub latency_ms: f64,
+    /// Achieved request rate: relative drop (percent) that counts.
+    #[arg(long, default_value_t = Thresholds::default().rate_pct)]
+    pub rate_pct: f64,
+    /// Rollout duration and HPA time-to-scale: relative increase (percent) that counts ...
+    #[arg(long, default_value_t = Thresholds::default().duration_pct)]
+    pub duration_pct: f64,
+    /// ... when it is also more than this many seconds.
+    #[arg(long, default_value_t = Thresholds::default().duration_s)]
+    pub duration_s: f64,
+}
+
+pub fn run(cmd: ReportCommand) -> anyhow::Result<i32> {
+    match cmd {
+        ReportCommand::Render(a) => render(a),
+        ReportCommand::Compare(a) => compare(a),
+    }
+}
+
+fn render(a: RenderArgs) -> anyhow::Result<i32> {
+    if a.html.is_none() && a.junit.is_none() {
+        eprintln!("nothing to render: give --html OUT and/or --junit OUT");
+        return Ok(2);
+    }
+    let r = RunReport::load(&a.result)?;
+    if let Some(out) = &a.html {
+        std::fs::write(out, report::html(&r)).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    if let Some(out) = &a.junit {
+        std::fs::write(out, report::junit_xml(&r)?).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(0)
+}
+
+fn schema_version_of(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?.get("schema_version")?.as_u64()
+}
+
+fn compare(a: CompareArgs) -> anyhow::Result<i32> {
+    // Say "different versions" before either file is refused for not being this seaworthy's.
+    if let (Some(b), Some(c)) = (schema_version_of(&a.baseline), schema_version_of(&a.current))
+        && b != c
+    {
+        eprintln!(
+            "cannot compare: the baseline {} has report schema version {b}, the current {} has {c}; re-run the baseline with this seaworthy, or compare with the seaworthy that wrote both",
+            a.baseline.display(),
+            a.current.display()
+        );
+        return Ok(2);
+    }
+    let load = |p: &Path| RunReport::load(p).map_err(|e| format!("cannot compare: {e:#}"));
+    let (base, cur) = match (load(&a.baseline), load(&a.current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    let t = Thresholds {
+        failed_requests: a.failed_requests,
+        latency_pct: a.latency_pct,
+        latency_ms: a.latency_ms,
+        rate_pct: a.rate_pct,
+        duration_pct: a.duration_pct,
+        duration_s: a.duration_s,
+    };
+    let names = (a.baseline.display().to_string(), a.current.display().to_string());
+    let cmp = match report::compare(&base, &cur, (&names.0, &names.1), &t, a.only_common) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&cmp)?);
+    } else {
+        print!("{}", cmp.table());
+    }
+    Ok(if cmp.regressed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,575 @@
+//! The fixture images, built and run for real with podman: each stack's Pods as its Pod templates
+//! say (initContainers first, shared emptyDirs, ConfigMap/Secret files and env from the manifests,
+//! command/args as written), Services as DNS names on a per-test network, entry ports on
+//! 127.0.0.1. The same app-level promises as the local proofs, now against the images a cluster
+//! would run; SIGTERM drains with a request in flight; the negative-control variants fail as they
+//! must. Skipped (one line) where podman or the base image is missing, unless
+//! SEAWORTHY_REQUIRE_IMAGES=1 (CI) makes that a failure.
+
+use anyhow::Result;
+use seaworthy::images::{self, Builder, Pod, PodOptions, Sandbox};
+use seaworthy::stack::Stack;
+use std::io::Write;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Availability
+
+/// Whether the image tests can run here. The reason they cannot is printed once, past the test
+/// harness's output capture, so a skipped run says so.
+fn available() -> bool {
+    static STATE: OnceLock<Result<(), String>> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        if !Builder::Podman.works() {
+            return Err("podman is not installed or does not work (apt-get install podman, then ci/podman-setup.sh)".into());
+        }
+        let base = images::base();
+        if !Builder::Podman.exists(&base) {
+            return Err(format!("the base image {base} is not in podman's storage (ci/debian-base.sh imports one)"));
+        }
+        Ok(())
+    });
+    match state {
+        Ok(()) => true,
+        Err(reason) if std::env::var("SEAWORTHY_REQUIRE_IMAGES").as_deref() == Ok("1") => {
+            panic!("SEAWORTHY_REQUIRE_IMAGES=1 but {reason}")
+        }
+        Err(reason) => {
+            static SAID: OnceLock<()> = OnceLock::new();
+            SAID.get_or_init(|| {
+                let _ = writeln!(std::io::stderr(), "images: SKIPPED, {reason}");
+            });
+            false
+        }
+    }
+}
+
+macro_rules! require_images {
+    () => {
+        if !available() {
+            return;
+        }
+    };
+}
+
+fn stack(name: &str) -> Stack {
+    Stack::find(name).unwrap_or_else(|e| panic!("fixtures/{name} loads: {e:#}"))
+}
+
+fn variant(name: &str, v: &str) -> Stack {
+    stack(name).variant(v).unwrap_or_else(|e| panic!("{name} variant {v}: {e:#}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+fn client(timeout: Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        // One connection per request, as a load test or a probe makes: a kept-alive connection
+        // would hide which Pod a new request reaches.
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("an HTTP client")
+}
+
+fn get(url: &str) -> Result<Answer> {
+    request(client(Duration::from_secs(30)).get(url))
+}
+
+fn request(req: reqwest::blocking::RequestBuilder) -> Result<Answer> {
+    let resp = req.send()?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text()?;
+    Ok(Answer { status, headers, body })
+}
+
+/// GET until `ok` holds (or `timeout`); the last answer or error on failure.
+fn get_until(url: &str, timeout: Duration, ok: impl Fn(&Answer) -> bool) -> Result<Answer> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = get(url);
+        match &last {
+            Ok(a) if ok(a) => return last,
+            _ if Instant::now() >= deadline => {
+                return Err(anyhow::anyhow!("{url}: no good answer within {timeout:?}; last: {last:?}"));
+            }
+            _ => thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+/// Start a slow request now; its answer (or error) arrives through the handle.
+fn in_flight(url: String) -> thread::JoinHandle<Result<Answer>> {
+    thread::spawn(move || get(&url))
+}
+
+/// The `"key" => "value"` pairs of a PHP `$config = [...]` file, as json_encode prints them.
+fn php_config(text: &str) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once("=>") {
+            let k = k.trim().trim_matches('"');
+            let v = v.trim().trim_end_matches(',').trim_matches('"');
+            map.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+        }
+    }
+    assert!(!map.is_empty(), "no \"key\" => \"value\" pairs in:\n{text}");
+    serde_json::Value::Object(map)
+}
+
+const READY: Duration = Duration::from_secs(90);
+const INIT: Duration = Duration::from_secs(120);
+
+fn opts(publish: &[i32]) -> PodOptions {
+    PodOptions { publish: publish.to_vec(), ..Default::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archives
+
+#[test]
+fn saved_archives_are_docker_archives() {
+    require_images!();
+    let s = stack("phpdemo");
+    let b = images::ImageBuild::new(&s, "phpdemo-code", "v1", &images::base()).unwrap();
+    images::build_image(Builder::Podman, &b, false).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (path, info) = images::archive::save(Builder::Podman, &b, out.path()).unwrap();
+    // Read back independently of what save() checked: manifest.json, the config, the layers.
+    let again = images::inspect_archive(&path).unwrap();
+    assert_eq!(again.repo_tags, [b.tag.clone()]);
+    assert!(again.config.ends_with(".json"), "config {}", again.config);
+    assert_eq!((again.os.as_str(), again.layers.len()), ("linux", info.layers.len()));
+    // The code image is the base plus its COPY and RUN layers.
+    assert!(again.layers.len() >= 2, "{again:?}");
+    // Saved a second time, the same archive is reused (content-addressed by the tag).
+    let (path2, _) = images::archive::save(Builder::Podman, &b, out.path()).unwrap();
+    assert_eq!(path, path2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// phpdemo: the init container copies the code out of the code-only image into the emptyDir
+// that php-fpm and nginx share; /api.php prints the config.php php-fpm sees.
+
+fn phpdemo_pod(sb: &mut Sandbox, s: &Stack, code: &str) -> Pod {
+    let mut o = opts(&[80]);
+    o.images = vec![("init-phpdemo-src".into(), format!("phpdemo-code:{code}"))];
+    let pod = sb.run_pod(s, "phpdemo", &o, INIT).unwrap();
+    pod.wait_ready(READY).unwrap();
+    pod
+}
+
+#[test]
+fn phpdemo_serves_the_configmap_config_v1_and_v2() {
+    require_images!();
+    let s = stack("phpdemo");
+    let want = php_config(&s.mounted_file("phpdemo", "php-fpm", "/data/www/config.php").unwrap().text());
+    let mut sb = Sandbox::new("phpdemo-config").unwrap();
+    for version in ["v1", "v2"] {
+        let pod = phpdemo_pod(&mut sb, &s, version);
+        let a = get(&pod.url(80, "/api.php").unwrap()).unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+        let got: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{e}: {a:?}"));
+        assert_eq!(got, want, "php-fpm serves the ConfigMap's config.php");
+        assert_eq!(a.header("x-seaworthy-version"), version, "the code image's VERSION");
+        assert_eq!(a.header("x-seaworthy-backend"), pod.name, "POD_NAME from the downward API");
+        sb.remove_pod(&pod).unwrap();
+    }
+}
+
+#[test]
+fn phpdemo_without_the_configmap_serves_the_baked_in_config() {
+    require_images!();
+    let s = variant("phpdemo", "no-configmap");
+    let baked = std::fs::read_to_string(s.dir.join("app/code/src/config.php")).unwrap();
+    let mut sb = Sandbox::new("phpdemo-no-cm").unwrap();
+    let pod = phpdemo_pod(&mut sb, &s, "v1");
+    let a = get(&pod.url(80, "/api.php").unwrap()).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{e}: {a:?}"));
+    assert_eq!(got, php_config(&baked));
+    let good = php_config(&stack("phpdemo").mounted_file("phpdemo", "php-fpm", "/data/www/config.php").unwrap().text());
+    assert_ne!(got, good, "the variant must not serve the ConfigMap's config");
+}
+
+/// A request in flight while the Pod is stopped: finished by the good stack (SIGTERM becomes
+/// SIGQUIT, the graceful stop of php-fpm and nginx), cut by the abrupt variant (SIGKILL).
+fn phpdemo_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, String) {
+    let mut sb = Sandbox::new(label).unwrap();
+    let pod = phpdemo_pod(&mut sb, s, "v1");
+    let slow = in_flight(pod.url(80, "/api.php?sleep=3").unwrap());
+    thread::sleep(Duration::from_millis(700));
+    let took = pod.stop(Duration::from_secs(30)).unwrap();
+    let logs = format!("--- nginx ---\n{}\n--- php-fpm ---\n{}", pod.logs("nginx"), pod.logs("php-fpm"));
+    (slow.join().unwrap(), took, logs)
+}
+
+#[test]
+fn phpdemo_drains_on_sigterm() {
+    require_images!();
+    let (answer, took, logs) = phpdemo_stop_with_request_in_flight(&stack("phpdemo"), "phpdemo-drain");
+    let a = answer.unwrap_or_else(|e| panic!("the request in flight must be answered: {e:#}\n{logs}"));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.contains("\"host\""), "{a:?}");
+    assert!(took < Duration::from_secs(25), "stopped by the drain, not the SIGKILL deadline: {took:?}");
+}
+
+#[test]
+fn phpdemo_abrupt_stop_cuts_requests_in_flight() {
+    require_images!();
+    let (answer, took, _) = phpdemo_stop_with_request_in_flight(&variant("phpdemo", "abrupt-stop"), "phpdemo-abrupt");
+    match answer {
+        Ok(a) => assert!(a.status >= 500, "a SIGKILLed Pod cannot answer 2xx: {a:?}"),
+        Err(_) => {} // connection reset: what SIGKILL does to a request in flight
+    }
+    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// myblog: Django under gunicorn against the MariaDB image, reached as Service `mysql`.
+
+fn title() -> String {
+    format!("seaworthy-{:08x}", rand::random::<u32>())
+}
+
+fn add_article(app: &Pod, title: &str) -> Answer {
+    let a = request(client(Duration::from_secs(30)).post(app.url(8002, "/blog/add/").unwrap()).form(&[("title", title)])).unwrap();
+    assert_eq!(a.status, 201, "{a:?}");
+    assert!(a.body.starts_with("added "), "{a:?}");
+    a
+}
+
+/// The mysql Pod replaced as a Recreate rollout does: stopped (SIGTERM, clean shutdown), removed,
+/// a new one started on the same claim.
+fn replace(sb: &mut Sandbox, s: &Stack, old: &Pod, publish: &[i32]) -> Pod {
+    old.stop(Duration::from_secs(30)).unwrap();
+    sb.remove_pod(old).unwrap();
+    let mut o = opts(publish);
+    if s.stateful_set(&old.workload).is_some() {
+        o.name = Some(old.name.clone());
+    }
+    let new = sb.run_pod(s, &old.workload, &o, INIT).unwrap();
+    new.wait_ready(READY).unwrap();
+    new
+}
+
+fn myblog_up(sb: &mut Sandbox, s: &Stack) -> (Pod, Pod) {
+    let db = sb.run_pod(s, "mysql", &opts(&[]), INIT).unwrap();
+    db.wait_ready(READY).unwrap();
+    let app = sb.run_pod(s, "myblog", &opts(&[8002]), INIT).unwrap();
+    app.wait_ready(READY).unwrap();
+    (db, app)
+}
+
+#[test]
+fn myblog_against_the_mariadb_image() {
+    require_images!();
+    let s = stack("myblog");
+    let mut sb = Sandbox::new("myblog").unwrap();
+    let (db, app) = myblog_up(&mut sb, &s);
+    let index = app.url(8002, "/blog/index/").unwrap();
+    let a = get(&index).unwrap();
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.header("x-seaworthy-version"), "v1");
+    assert_eq!(a.header("x-seaworthy-backend"), app.name);
+
+    let t = title();
+    add_article(&app, &t);
+    assert!(get(&index).unwrap().body.contains(&t), "the new row is on the page");
+
+    // The row lives on the PVC: a new MariaDB Pod on the same claim still has it.
+    let _db = replace(&mut sb, &s, &db, &[]);
+    get_until(&index, Duration::from_secs(60), |a| a.status == 200 && a.body.contains(&t)).unwrap();
+
+    // gunicorn drains on SIGTERM: the request in flight is finished before it exits.
+    let slow = in_flight(app.url(8002, "/blog/slow/?seconds=3").unwrap());
+    thread::sleep(Duration::from_millis(700));
+    let took = app.stop(Duration::from_secs(30)).unwrap();
+    let a = slow.join().unwrap().unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}", app.logs("myblog")));
+    assert_eq!((a.status, a.body.trim()), (200, "slept 3s"), "{a:?}");
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    assert_eq!(app.exit_code("myblog").unwrap(), 0, "gunicorn exits cleanly after the drain");
+}
+
+#[test]
+fn myblog_emptydir_mysql_loses_rows() {
+    require_images!();
+    let s = variant("myblog", "emptydir-mysql");
+    let mut sb = Sandbox::new("myblog-emptydir").unwrap();
+    let (db, app) = myblog_up(&mut sb, &s);
+    let index = app.url(8002, "/blog/index/").unwrap();
+    let t = title();
+    add_article(&app, &t);
+    assert!(get(&index).unwrap().body.contains(&t));
+    let _db = replace(&mut sb, &s, &db, &[]);
+    // The new database is empty (not even migrated: that was the init container's job).
+    for _ in 0..5 {
+        let a = get(&index).unwrap();
+        assert!(!(a.status == 200 && a.body.contains(&t)), "the row survived an emptyDir: {a:?}");
+        thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn myblog_wrong_mysql_host_never_gets_past_its_init_container() {
+    require_images!();
+    let s = variant("myblog", "wrong-mysql-host");
+    let mut sb = Sandbox::new("myblog-wrong-host").unwrap();
+    let db = sb.run_pod(&s, "mysql", &opts(&[]), INIT).unwrap();
+    db.wait_ready(READY).unwrap();
+    let app = sb.create_pod(&s, "myblog", &opts(&[8002])).unwrap();
+    let e = format!("{:#}", app.start(Duration::from_secs(20)).unwrap_err());
+    assert!(e.contains("initContainer migrate did not finish"), "{e}");
+    assert!(e.contains("mysqldb"), "the migrate log names the host it cannot find: {e}");
+    assert_eq!(app.status("myblog").unwrap(), "created", "the app container never started");
+}
+
+// ---------------------------------------------------------------------------------------------
+// counter: nginx -> php-fpm x2 -> redis (appendonly on its PVC), all found by Service name.
+
+fn visits(a: &Answer) -> u64 {
+    let after = a.body.split("visited ").nth(1).unwrap_or_else(|| panic!("no count: {a:?}"));
+    after.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no count: {a:?}"))
+}
+
+fn counter_up(sb: &mut Sandbox, s: &Stack) -> (Pod, Vec<Pod>, Pod) {
+    let redis = sb.run_pod(s, "counter-redis", &opts(&[]), INIT).unwrap();
+    redis.wait_ready(READY).unwrap();
+    let apps: Vec<Pod> = (0..2).map(|_| sb.run_pod(s, "counter-app", &opts(&[]), INIT).unwrap()).collect();
+    for a in &apps {
+        a.wait_ready(READY).unwrap();
+    }
+    // nginx resolves `counter-app` when it starts: the app Pods come first.
+    let nginx = sb.run_pod(s, "counter-nginx", &opts(&[80]), INIT).unwrap();
+    nginx.wait_ready(READY).unwrap();
+    (redis, apps, nginx)
+}
+
+/// Count a few visits, replace the redis Pod, and return (counts before, count after).
+fn counter_across_redis_replacement(s: &Stack, label: &str) -> (Vec<u64>, u64, Vec<String>) {
+    let mut sb = Sandbox::new(label).unwrap();
+    let (redis, apps, nginx) = counter_up(&mut sb, s);
+    let url = nginx.url(80, "/").unwrap();
+    let mut counts = Vec::new();
+    let mut backends = Vec::new();
+    for _ in 0..6 {
+        let a = get(&url).unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+        counts.push(visits(&a));
+        backends.push(a.header("x-seaworthy-backend").to_string());
+    }
+    let _redis = replace(&mut sb, s, &redis, &[]);
+    let a = get_until(&url, Duration::from_secs(30), |a| a.status == 200).unwrap();
+    drop(apps);
+    (counts, visits(&a), backends)
+}
+
+#[test]
+fn counter_counts_in_redis_across_app_pods_and_a_replaced_redis() {
+    require_images!();
+    let (counts, after, backends) = counter_across_redis_replacement(&stack("counter"), "counter");
+    assert_eq!(counts, (1..=6).collect::<Vec<u64>>(), "one shared count, one INCR per visit");
+    assert_eq!(after, 7, "the count carries on after redis is replaced (AOF on the PVC)");
+    let mut distinct = backends.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "nginx spreads over both app Pods: {backends:?}");
+}
+
+#[test]
+fn counter_emptydir_redis_starts_over() {
+    require_images!();
+    let (counts, after, _) = counter_across_redis_replacement(&variant("counter", "emptydir-redis"), "counter-emptydir");
+    assert_eq!(counts.last(), Some(&6));
+    assert_eq!(after, 1, "an emptyDir redis forgets the count");
+}
+
+#[test]
+fn counter_wrong_redis_host_fails_with_the_apps_error() {
+    require_images!();
+    let s = variant("counter", "wrong-redis-host");
+    let mut sb = Sandbox::new("counter-wrong-host").unwrap();
+    let (_redis, _apps, nginx) = counter_up(&mut sb, &s);
+    let a = get(&nginx.url(80, "/").unwrap()).unwrap();
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.body.contains("cannot reach redis at counter-redis-wrong:6379"), "{a:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// sms-web: web -> redis (broker) -> celery worker -> redis (results) -> web; beat -> worker.
+
+#[test]
+fn sms_web_runs_a_celery_task_per_request_and_drains() {
+    require_images!();
+    let s = stack("sms-web");
+    let mut sb = Sandbox::new("sms-web").unwrap();
+    let redis = sb.run_pod(&s, "sms-redis", &opts(&[]), INIT).unwrap();
+    redis.wait_ready(READY).unwrap();
+    let worker = sb.run_pod(&s, "sms-celery", &opts(&[]), INIT).unwrap();
+    let beat = sb.run_pod(&s, "sms-beat", &opts(&[]), INIT).unwrap();
+    let web = sb.run_pod(&s, "sms-web", &opts(&[8004]), INIT).unwrap();
+    for p in [&worker, &beat, &web] {
+        p.wait_ready(READY).unwrap();
+    }
+    let entry = format!("{}{}", web.url(8004, "").unwrap(), s.spec.entry.path);
+    let a = get_until(&entry, Duration::from_secs(60), |a| a.status == 200).unwrap_or_else(|e| panic!("{e:#}\n{}", worker.logs("sms-celery")));
+    let j: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(j["result"]["to"], "10086", "{j}");
+    assert_eq!(j["result"]["worker"], worker.name.as_str(), "the worker Pod ran the task: {j}");
+    assert_eq!(j["Host"], web.name.as_str());
+    assert_eq!(a.header("x-seaworthy-version"), "v1");
+
+    // beat schedules a heartbeat every BEAT_INTERVAL_SECONDS; a worker runs it.
+    let hb = get_until(&web.url(8004, "/beat").unwrap(), Duration::from_secs(60), |a| a.status == 200).unwrap();
+    assert!(hb.body.contains(&worker.name), "{hb:?}");
+
+    let slow = in_flight(web.url(8004, "/slow?seconds=3").unwrap());
+    thread::sleep(Duration::from_millis(700));
+    let took = web.stop(Duration::from_secs(60)).unwrap();
+    let a = slow.join().unwrap().unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}", web.logs("sms-web")));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.starts_with("slept 3s"), "{a:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// flask-sts: gunicorn StatefulSet Pods behind an nginx that re-resolves the headless Service.
+
+fn flask_up(sb: &mut Sandbox, s: &Stack) -> (Vec<Pod>, Pod) {
+    let pods: Vec<Pod> = (0..2)
+        .map(|i| sb.run_pod(s, "flask-sts", &PodOptions { ordinal: Some(i), publish: vec![80], ..Default::default() }, INIT).unwrap())
+        .collect();
+    for p in &pods {
+        p.wait_ready(READY).unwrap();
+    }
+    let nginx = sb.run_pod(s, "flask-nginx", &opts(&[80]), INIT).unwrap();
+    nginx.wait_ready(READY).unwrap();
+    (pods, nginx)
+}
+
+/// Every StatefulSet Pod replaced, each with a new address (as in a cluster); returns the new ones.
+fn replace_flask_pods(sb: &mut Sandbox, s: &Stack, pods: Vec<Pod>) -> Vec<Pod> {
+    pods.iter()
+        .map(|old| {
+            let new = replace(sb, s, old, &[80]);
+            assert_ne!(new.ip, old.ip, "a replaced Pod has a new address");
+            new
+        })
+        .collect()
+}
+
+#[test]
+fn flask_sts_behind_nginx_follows_new_pod_ips() {
+    require_images!();
+    let s = stack("flask-sts");
+    let mut sb = Sandbox::new("flask-sts").unwrap();
+    let (pods, nginx) = flask_up(&mut sb, &s);
+    let url = nginx.url(80, "/").unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let a = get(&url).unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+        assert_eq!(a.header("x-seaworthy-proxy"), nginx.name, "answered through the nginx Pod");
+        seen.insert(a.header("x-seaworthy-backend").to_string());
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["flask-sts-0", "flask-sts-1"], "both StatefulSet Pods answer");
+
+    let _new = replace_flask_pods(&mut sb, &s, pods);
+    // nginx asks DNS again (valid=3s): the new addresses answer.
+    get_until(&url, Duration::from_secs(20), |a| a.status == 200).unwrap_or_else(|e| panic!("{e:#}\n{}", nginx.logs("nginx")));
+}
+
+#[test]
+fn flask_sts_static_proxy_goes_stale() {
+    require_images!();
+    let s = variant("flask-sts", "static-proxy");
+    let mut sb = Sandbox::new("flask-static").unwrap();
+    let (pods, nginx) = flask_up(&mut sb, &s);
+    let url = nginx.url(80, "/").unwrap();
+    assert_eq!(get(&url).unwrap().status, 200, "the static proxy works until the Pods move");
+    let _new = replace_flask_pods(&mut sb, &s, pods);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let c = client(Duration::from_secs(10));
+    while Instant::now() < deadline {
+        if let Ok(a) = request(c.get(&url)) {
+            assert_ne!(a.status, 200, "nginx cached the old addresses, nothing can answer: {a:?}");
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn flask_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration) {
+    let mut sb = Sandbox::new(label).unwrap();
+    let pod = sb.run_pod(s, "flask-sts", &PodOptions { ordinal: Some(0), publish: vec![80], ..Default::default() }, INIT).unwrap();
+    pod.wait_ready(READY).unwrap();
+    let slow = in_flight(pod.url(80, "/slow?seconds=3").unwrap());
+    thread::sleep(Duration::from_millis(700));
+    let took = pod.stop(Duration::from_secs(30)).unwrap();
+    (slow.join().unwrap(), took)
+}
+
+#[test]
+fn flask_sts_drains_on_sigterm() {
+    require_images!();
+    let (a, took) = flask_stop_with_request_in_flight(&stack("flask-sts"), "flask-drain");
+    let a = a.expect("the request in flight is answered");
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.starts_with("slept 3s on flask-sts-0"), "{a:?}");
+    assert!(took < Duration::from_secs(25), "{took:?}");
+}
+
+#[test]
+fn flask_sts_abrupt_variant_cuts_requests_in_flight() {
+    require_images!();
+    let (a, took) = flask_stop_with_request_in_flight(&variant("flask-sts", "abrupt"), "flask-abrupt");
+    if let Ok(a) = a {
+        assert!(a.status >= 500, "a SIGKILLed gunicorn cannot answer 2xx: {a:?}");
+    }
+    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+}
+
+/// PUT a file on flask-sts-0, replace the Pod, GET it back: (status before, status after).
+fn flask_volume_across_replacement(s: &Stack, label: &str) -> (u16, u16) {
+    let mut sb = Sandbox::new(label).unwrap();
+    let pod = sb.run_pod(s, "flask-sts", &PodOptions { ordinal: Some(0), publish: vec![80], ..Default::default() }, INIT).unwrap();
+    pod.wait_ready(READY).unwrap();
+    let name = title();
+    let put = request(client(Duration::from_secs(30)).put(pod.url(80, &format!("/data/{name}")).unwrap()).body("kept")).unwrap();
+    assert_eq!(put.status, 200, "{put:?}");
+    let before = get(&pod.url(80, &format!("/data/{name}")).unwrap()).unwrap();
+    let new = replace(&mut sb, s, &pod, &[80]);
+    let after = get(&new.url(80, &format!("/data/{name}")).unwrap()).unwrap();
+    if after.status == 200 {
+        assert_eq!(after.body, "kept");
+    }
+    (before.status, after.status)
+}
+
+#[test]
+fn flask_sts_pod_keeps_its_volume() {
+    require_images!();
+    assert_eq!(flask_volume_across_replacement(&stack("flask-sts"), "flask-volume"), (200, 200));
+}
+
+#[test]
+fn flask_sts_emptydir_variant_loses_the_file() {
+    require_images!();
+    assert_eq!(flask_volume_across_replacement(&variant("flask-sts", "emptydir"), "flask-emptydir"), (200, 404));
+}
