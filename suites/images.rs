@@ -165,6 +165,54 @@ fn saved_archives_are_docker_archives() {
     assert_eq!(path, path2);
 }
 
+/// Tags this test builds that no fixture has: removed even when the test fails.
+struct RemoveImages(Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            let _ = std::process::Command::new("podman").args(["rmi", "--force", t]).output();
+        }
+    }
+}
+
+#[test]
+fn unchanged_contexts_are_not_rebuilt_and_failures_name_the_step() {
+    require_images!();
+    // A copy of phpdemo: the tag depends on content only, so the copy hashes like the original.
+    let t = tempfile::tempdir().unwrap();
+    let copy = t.path().join("phpdemo");
+    let st = std::process::Command::new("cp").arg("-r").arg(stack("phpdemo").dir).arg(&copy).status().unwrap();
+    assert!(st.success());
+    let original = images::ImageBuild::new(&stack("phpdemo"), "phpdemo-code", "v1", &images::base()).unwrap();
+    images::build_image(Builder::Podman, &original, false).unwrap();
+    let s = Stack::load(&copy).unwrap();
+    let same = images::ImageBuild::new(&s, "phpdemo-code", "v1", &images::base()).unwrap();
+    assert_eq!(same.tag, original.tag);
+    assert_eq!(images::build_image(Builder::Podman, &same, false).unwrap(), images::BuildOutcome::UpToDate);
+
+    // A changed source is a new tag, built.
+    std::fs::write(copy.join("app/code/src/extra.txt"), "changed").unwrap();
+    let changed = images::ImageBuild::new(&s, "phpdemo-code", "v1", &images::base()).unwrap();
+    let _cleanup = RemoveImages(vec![changed.tag.clone()]);
+    assert_ne!(changed.tag, original.tag);
+    assert!(matches!(images::build_image(Builder::Podman, &changed, false).unwrap(), images::BuildOutcome::Built(_)));
+    assert!(Builder::Podman.exists(&changed.tag));
+
+    // A failing step: the error names the stack, the image, the step and its Dockerfile line.
+    let dockerfile = copy.join("app/code/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    let line = text.lines().count() + 1;
+    std::fs::write(&dockerfile, format!("{text}RUN echo seaworthy-broken-step && exit 3\n")).unwrap();
+    let broken = images::ImageBuild::new(&s, "phpdemo-code", "v2", &images::base()).unwrap();
+    let e = images::build_image(Builder::Podman, &broken, false).unwrap_err();
+    let be = e.downcast_ref::<images::BuildError>().expect("a BuildError");
+    let text = be.to_string();
+    assert!(text.starts_with("stack phpdemo: image phpdemo-code:v2 failed to build at Dockerfile step"), "{text}");
+    assert!(text.contains(&format!("Dockerfile:{line}): RUN echo seaworthy-broken-step && exit 3")), "{text}");
+    assert!(!Builder::Podman.exists(&broken.tag));
+}
+
 // ---------------------------------------------------------------------------------------------
 // phpdemo: the init container copies the code out of the code-only image into the emptyDir
 // that php-fpm and nginx share; /api.php prints the config.php php-fpm sees.

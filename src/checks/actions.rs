@@ -6,7 +6,7 @@ use crate::wait::eviction::{EvictionOutcome, classify_eviction_result};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, PodTemplateSpec};
-use kube::api::{Api, AttachParams, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, AttachParams, DeleteParams, EvictParams, ListParams, LogParams, Patch, PatchParams};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -32,6 +32,29 @@ impl Actions {
         let patch = json!({"spec": {"template": {"spec": {list: [{"name": container, "image": image}]}}}});
         self.patch_workload(kind, name, &patch).await?;
         self.log.push(Source::Action, format!("{kind}/{name}"), format!("set image {container}={image}"));
+        Ok(())
+    }
+
+    /// `kubectl set image KIND/NAME C1=IMAGE C2=IMAGE`: every container in one patch, so the
+    /// controller rolls out one new revision rather than one per container. Each entry is
+    /// (container, is an init container, image).
+    pub async fn set_images(&self, kind: &str, name: &str, images: &[(String, bool, String)]) -> Result<()> {
+        let entry = |(c, _, image): &(String, bool, String)| json!({"name": c, "image": image});
+        let containers: Vec<_> = images.iter().filter(|i| !i.1).map(entry).collect();
+        let init: Vec<_> = images.iter().filter(|i| i.1).map(entry).collect();
+        let mut spec = serde_json::Map::new();
+        if !containers.is_empty() {
+            spec.insert("containers".into(), containers.into());
+        }
+        if !init.is_empty() {
+            spec.insert("initContainers".into(), init.into());
+        }
+        if spec.is_empty() {
+            bail!("set image on {kind}/{name}: no container named");
+        }
+        self.patch_workload(kind, name, &json!({"spec": {"template": {"spec": spec}}})).await?;
+        let what: Vec<String> = images.iter().map(|(c, _, image)| format!("{c}={image}")).collect();
+        self.log.push(Source::Action, format!("{kind}/{name}"), format!("set image {}", what.join(" ")));
         Ok(())
     }
 
@@ -136,6 +159,33 @@ impl Actions {
         Ok(())
     }
 
+    /// The last `tail` lines of a container's log (init containers too). A container that is
+    /// waiting to restart has an empty current log; then the previous run's is read.
+    pub async fn container_log(&self, pod: &str, container: &str, tail: i64) -> Result<String> {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns);
+        let lp = |previous| LogParams { container: Some(container.to_string()), tail_lines: Some(tail), previous, ..Default::default() };
+        let current = pods.logs(pod, &lp(false)).await.with_context(|| format!("log of {pod}/{container}"))?;
+        let log = if current.trim().is_empty() { pods.logs(pod, &lp(true)).await.unwrap_or_default() } else { current };
+        self.log.push(Source::Action, format!("Pod/{pod}"), format!("read log of {container}"));
+        Ok(log)
+    }
+
+    /// `kubectl set resources KIND/NAME -c CONTAINER --requests=... --limits=...`: a strategic
+    /// merge of the container's requests and limits, which starts a rollout.
+    pub async fn set_resources(&self, kind: &str, name: &str, container: &str, resources: &k8s_openapi::api::core::v1::ResourceRequirements) -> Result<()> {
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "resources": resources}]}}}});
+        self.patch_workload(kind, name, &patch).await?;
+        let list = |m: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            m.iter().flatten().map(|(k, v)| format!("{k}={}", v.0)).collect::<Vec<_>>().join(",")
+        };
+        self.log.push(
+            Source::Action,
+            format!("{kind}/{name}"),
+            format!("set resources {container}: requests {} limits {}", list(&resources.requests), list(&resources.limits)),
+        );
+        Ok(())
+    }
+
     /// Pods of the namespace matching a label selector.
     pub async fn pods(&self, selector: &str) -> Result<Vec<Pod>> {
         Ok(Api::<Pod>::namespaced(self.client.clone(), &self.ns).list(&ListParams::default().labels(selector)).await?.items)
@@ -160,6 +210,29 @@ pub fn previous_template(d: &Deployment, rss: &[ReplicaSet]) -> Option<(i64, Pod
         labels.remove("pod-template-hash");
     }
     Some((*rev, template))
+}
+
+/// The kind (Deployment or StatefulSet) of a workload of the stack and its Pods' selector.
+pub fn workload_selector(stack: &crate::stack::Stack, name: &str) -> Result<(&'static str, String)> {
+    let (kind, selector) = if let Some(d) = stack.deployment(name) {
+        ("Deployment", d.spec.as_ref().and_then(|s| s.selector.match_labels.clone()))
+    } else if let Some(s) = stack.stateful_set(name) {
+        ("StatefulSet", s.spec.as_ref().and_then(|s| s.selector.match_labels.clone()))
+    } else {
+        bail!("stack {} has no Deployment or StatefulSet {name:?}", stack.name());
+    };
+    match selector {
+        Some(labels) if !labels.is_empty() => Ok((kind, selector_of(&labels))),
+        _ => bail!("{kind} {name} of stack {} has no matchLabels selector", stack.name()),
+    }
+}
+
+/// Names of the Pods that are Ready and not being deleted: the ones a Service sends to.
+pub fn serving_pods(pods: &[Pod]) -> Vec<String> {
+    let mut names: Vec<String> =
+        pods.iter().filter(|p| crate::wait::pods::pod_ready(p).is_done()).filter_map(|p| p.metadata.name.clone()).collect();
+    names.sort();
+    names
 }
 
 /// A label selector string (`a=b,c=d`) for a workload's Pods.

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod context;
+pub mod http_probe;
 pub mod runner;
 pub mod timeline;
 pub mod verdict;
@@ -40,7 +41,8 @@ pub async fn dispatch(name: &str, ctx: &CheckContext) -> anyhow::Result<Verdict>
 }
 
 /// Whether the runner waits for the stack to be ready before the check starts; a check about
-/// Pods that can never be scheduled must see them fail instead.
+/// Pods that can never be scheduled must see them fail instead, and service-discovery waits
+/// itself, so that an app that never gets ready is reported with its own error.
 pub fn needs_ready_stack(name: &str) -> bool {
-    name != "insufficient-resources"
+    !matches!(name, "insufficient-resources" | "service-discovery")
 }

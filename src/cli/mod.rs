@@ -1,6 +1,7 @@
 //! The command line: argument types and dispatch. Each command's work lives in the library
 //! module that owns its idea; this only connects them.
 
+pub mod cluster;
 mod fixtures;
 pub mod images;
 pub mod report;
@@ -16,14 +17,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or reuse a local test cluster (kind, k3d, an existing context, or k3s in a container).
-    Up,
-    /// Delete the cluster seaworthy created, or the leftovers of earlier runs.
-    Down,
+    /// Create or reuse a local test cluster (kind, k3d, or check an existing context).
+    Up(cluster::UpArgs),
+    /// Delete the cluster seaworthy created, or (--runs) the namespaces of earlier runs.
+    Down(cluster::DownArgs),
     /// Apply stacks to the cluster and run their checks.
     Run,
     /// Send constant-rate HTTP load to a URL and report honest latency.
-    Load,
+    Load(crate::traffic::cli::LoadArgs),
     /// Render, or compare, run reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -39,10 +40,10 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Fixtures(cmd) => fixtures::run(cmd),
-        Command::Up => not_built("up", "the cluster layer (issue: cluster providers)"),
-        Command::Down => not_built("down", "the cluster layer (issue: cluster providers)"),
+        Command::Up(args) => cluster::up(args),
+        Command::Down(args) => cluster::down(args),
         Command::Run => not_built("run", "the checks (issue: checks and suites)"),
-        Command::Load => not_built("load", "the load generator"),
+        Command::Load(args) => tokio::runtime::Runtime::new()?.block_on(crate::traffic::cli::run_cli(args)),
         Command::Report(cmd) => report::run(cmd),
         Command::Images(cmd) => images::run(cmd),
     }

@@ -2,11 +2,13 @@
 //! container. Whatever the provider, the result is one [`Cluster`]: a client, what the cluster
 //! offers, and how traffic from this machine reaches a NodePort or the Ingress.
 
+pub mod addons;
 mod info;
 pub mod k3d;
 pub mod k3s;
 pub mod kind;
 mod kubeconfig;
+pub mod lifecycle;
 pub mod safety;
 pub mod tools;
 

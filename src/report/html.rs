@@ -342,6 +342,8 @@ const ROW_H: f64 = 15.0;
 const MAX_ROWS: usize = 8;
 /// Average advance of a 10px DejaVu Sans character, to keep labels from overlapping.
 const CHAR_W: f64 = 6.1;
+/// The same for the 11px bold failure labels.
+const BOLD_CHAR_W: f64 = 7.3;
 
 /// Place labels `(x, width)` in the first row where they do not overlap the previous one.
 fn rows(items: &[(f64, f64)], max_rows: usize) -> Vec<Option<usize>> {
@@ -392,7 +394,7 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         .iter()
         .map(|c| {
             let label = cluster_label(c, &p.events, p.started_ms);
-            let w = label.chars().count() as f64 * CHAR_W;
+            let w = label.chars().count() as f64 * BOLD_CHAR_W;
             let xs = x(c.from_s);
             // Right-align a label that would run off the chart.
             let left = if xs + w > W - 4.0 { (W - 4.0 - w).max(2.0) } else { xs };
@@ -402,20 +404,29 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
     let label_rows = rows(&cluster_labels.iter().map(|(_, l, w)| (*l, *w)).collect::<Vec<_>>(), 4);
     let n_label_rows = label_rows.iter().flatten().max().map_or(0, |m| m + 1);
     let top = 12.0 + n_label_rows as f64 * 14.0 + 6.0;
+    // Without traffic there is nothing to plot but the events.
+    let panels = traffic.is_some();
     let rate_y0 = top;
     let lat_y0 = rate_y0 + RATE_H + 24.0;
-    let lane_y0 = lat_y0 + LAT_H + 30.0;
+    let lane_y0 = if panels { lat_y0 + LAT_H + 30.0 } else { top + 10.0 };
 
-    let ev_items: Vec<(f64, f64)> = events
+    // A label that would run off the right edge goes to the left of its marker.
+    let ev_items: Vec<(f64, f64, bool)> = events
         .iter()
-        .map(|(e, t)| (x(*t) - 4.0, 14.0 + event_label(e).chars().count() as f64 * CHAR_W * 0.95))
+        .map(|(e, t)| {
+            let w = event_label(e).chars().count() as f64 * CHAR_W * 0.95;
+            let xe = x(*t);
+            if xe + 8.0 + w > W - 2.0 { (xe - 8.0 - w, w + 12.0, true) } else { (xe - 4.0, w + 12.0, false) }
+        })
         .collect();
-    let ev_rows = rows(&ev_items, MAX_ROWS);
+    let ev_rows = rows(&ev_items.iter().map(|&(l, w, _)| (l, w)).collect::<Vec<_>>(), MAX_ROWS);
+    let ev_left: Vec<bool> = ev_items.iter().map(|i| i.2).collect();
     let n_ev_rows = ev_rows.iter().flatten().max().map_or(1, |m| m + 1);
     let lane_h = n_ev_rows as f64 * ROW_H + 8.0;
     let axis_y = lane_y0 + lane_h;
-    let legend_y = axis_y + 34.0;
-    let h = legend_y + 14.0;
+    let legend_y = axis_y + 46.0;
+    let legend = legend_layout(&events);
+    let h = legend_y + legend.last().map_or(0.0, |l| l.2 as f64 * 16.0) + 10.0;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -434,7 +445,8 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         t += step;
     }
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#495057\">seconds after traffic started</text>", W - R, axis_y + 28.0);
-    for (y0, hgt) in [(rate_y0, RATE_H), (lat_y0, LAT_H)] {
+    let panel_rects: &[(f64, f64)] = if panels { &[(rate_y0, RATE_H), (lat_y0, LAT_H)] } else { &[] };
+    for (y0, hgt) in panel_rects {
         let _ = writeln!(s, "<rect x=\"{L}\" y=\"{y0:.1}\" width=\"{pw:.1}\" height=\"{hgt:.1}\" fill=\"none\" stroke=\"#ced4da\"/>");
     }
     let _ = writeln!(s, "<line x1=\"{L}\" y1=\"{axis_y:.1}\" x2=\"{:.1}\" y2=\"{axis_y:.1}\" stroke=\"#adb5bd\"/>", W - R);
@@ -462,6 +474,21 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         s.push_str("</g>\n");
     }
 
+    if panels {
+        traffic_panels(&mut s, buckets, bucket_s, rate_y0, lat_y0, &x);
+    }
+    events_lane(&mut s, p, &events, (&ev_rows, &ev_left, n_ev_rows), rate_y0, lane_y0, &x);
+    for (e, lx, line) in legend {
+        let (_, label, color) = category(e);
+        let ly = legend_y + line as f64 * 16.0;
+        let _ = write!(s, "{}<text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"10\" fill=\"#495057\">{label}</text>", marker(e, lx + 4.0, ly - 3.0, color), lx + 12.0);
+    }
+    s.push_str("\n</svg>\n");
+    s
+}
+
+fn traffic_panels(s: &mut String, buckets: &[crate::traffic::Bucket], bucket_s: f64, rate_y0: f64, lat_y0: f64, x: &dyn Fn(f64) -> f64) {
+    let pw = W - L - R;
     // Requests/s and failures/s.
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#1c7ed6\">requests/s</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#e03131\">failures/s</text>", L + 6.0, rate_y0 + 13.0, L + 76.0, rate_y0 + 13.0);
     if buckets.is_empty() {
@@ -520,6 +547,17 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#868e96\">no completed requests</text>", L + pw / 2.0, lat_y0 + LAT_H / 2.0);
     }
 
+}
+
+fn events_lane(
+    s: &mut String,
+    p: &Phase,
+    events: &[(&Entry, f64)],
+    (ev_rows, ev_left, n_ev_rows): (&[Option<usize>], &[bool], usize),
+    rate_y0: f64,
+    lane_y0: f64,
+    x: &dyn Fn(f64) -> f64,
+) {
     // Events: a faint line through the charts, a marker and a label in the lane.
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#495057\">events</text>", L - 5.0, lane_y0 + 4.0);
     let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| text::nearest_event(c, &p.events, p.started_ms)).map(|(e, _)| e).collect();
@@ -542,31 +580,48 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
             let _ = write!(s, "<circle cx=\"{xe:.1}\" cy=\"{ye:.1}\" r=\"8\" fill=\"none\" stroke=\"#e03131\" stroke-width=\"1.5\"/>");
         }
         if ev_rows[i].is_some() {
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"{}\">{}</text>", xe + 8.0, ye + 3.5, if is_near { "#c92a2a" } else { "#343a40" }, esc(&event_label(e)));
+            let (lx, anchor) = if ev_left[i] { (xe - 8.0, "end") } else { (xe + 8.0, "start") };
+            let _ = write!(s, "<text x=\"{lx:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"{anchor}\" fill=\"{}\">{}</text>", ye + 3.5, if is_near { "#c92a2a" } else { "#343a40" }, esc(&event_label(e)));
         }
         s.push_str("</g>\n");
     }
 
-    // Legend of the event kinds present.
+}
+
+/// The event kinds present, each once: (example entry, x, line), wrapping at the right edge.
+fn legend_layout<'a>(events: &[(&'a Entry, f64)]) -> Vec<(&'a Entry, f64, usize)> {
     let mut seen: Vec<&Entry> = Vec::new();
-    for (e, _) in &events {
+    for (e, _) in events {
         if !seen.iter().any(|s| category(s).0 == category(e).0) {
             seen.push(e);
         }
     }
-    let mut lx = L;
+    let (mut lx, mut line) = (L, 0);
+    let mut out = Vec::new();
     for e in seen {
-        let (_, label, color) = category(e);
-        let _ = write!(s, "{}<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#495057\">{label}</text>", marker(e, lx + 4.0, legend_y - 3.0, color), lx + 12.0, legend_y);
-        lx += 24.0 + label.len() as f64 * CHAR_W;
+        let w = 24.0 + category(e).1.len() as f64 * CHAR_W;
+        if lx + w > W - R && lx > L {
+            lx = L;
+            line += 1;
+        }
+        out.push((e, lx, line));
+        lx += w;
     }
-    s.push_str("\n</svg>\n");
-    s
+    out
 }
 
+/// A label short enough to sit in the lane; the tooltip and the events table have the full text.
 fn event_label(e: &Entry) -> String {
-    let object = e.object.rsplit_once('/').map(|(k, n)| if k == "Pod" || k == "Action" { n.to_string() } else { e.object.clone() }).unwrap_or_else(|| e.object.clone());
-    truncate(&format!("{object} {}", e.message), 44)
+    let object = e.object.rsplit_once('/').map(|(k, n)| if k == "Pod" { n.to_string() } else { e.object.clone() }).unwrap_or_else(|| e.object.clone());
+    let what = match e.source {
+        // `Normal Killing: Stopping container nginx` -> `Killing`; a Warning keeps its word.
+        Source::Event => {
+            let head = e.message.split_once(':').map_or(e.message.as_str(), |(h, _)| h);
+            head.strip_prefix("Normal ").unwrap_or(head).to_string()
+        }
+        _ => e.message.clone(),
+    };
+    truncate(&format!("{object} {what}"), 44)
 }
 
 fn cluster_label(c: &FailureCluster, events: &[Entry], start_ms: u64) -> String {
