@@ -38,6 +38,8 @@ if [ -z "$mirror" ]; then
   [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 fi
 
+mirror="${mirror%/}"
+
 command -v debootstrap >/dev/null || { echo "debian-base: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
 command -v podman >/dev/null || { echo "debian-base: podman is not installed (apt-get install podman)" >&2; exit 1; }
 
@@ -73,6 +75,11 @@ path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 DPKG
+# ...and none left from debootstrap itself.
+find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/groff/* "$root"/usr/share/lintian/*
+find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
 cat >"$root/etc/apt/apt.conf.d/docker-slim" <<'APT'
 Acquire::Languages "none";
 Acquire::GzipIndexes "true";

@@ -10,6 +10,7 @@ pub mod images;
 pub mod local;
 pub mod observe;
 pub mod report;
+pub mod run;
 pub mod stack;
 pub mod traffic;
 pub mod wait;

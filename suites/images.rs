@@ -621,3 +621,96 @@ fn flask_sts_emptydir_variant_loses_the_file() {
     require_images!();
     assert_eq!(flask_volume_across_replacement(&variant("flask-sts", "emptydir"), "flask-emptydir"), (200, 404));
 }
+
+// ---------------------------------------------------------------------------------------------
+// wordpress: nginx + php-fpm containers of one image, against the MariaDB image.
+
+/// `path` and `form` of a check's `setup` in stack.toml (the installer's form).
+fn wordpress_setup(s: &Stack) -> (String, Vec<(String, String)>) {
+    let check = s.spec.checks.iter().find(|c| c.params.contains_key("setup")).expect("a check with a setup form");
+    let setup = check.params["setup"].as_table().unwrap();
+    let form = setup["form"].as_table().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    (setup["path"].as_str().unwrap().to_string(), form)
+}
+
+fn wordpress_up(sb: &mut Sandbox, s: &Stack) -> (Pod, Pod) {
+    let db = sb.run_pod(s, "wordpress-mysql", &opts(&[]), INIT).unwrap();
+    db.wait_ready(READY).unwrap();
+    let wp = sb.run_pod(s, "wordpress", &opts(&[80]), INIT).unwrap();
+    wp.wait_ready(READY).unwrap();
+    (db, wp)
+}
+
+fn wordpress_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, Pod) {
+    let mut sb = Sandbox::new(label).unwrap();
+    let (_db, wp) = wordpress_up(&mut sb, s);
+    let slow = in_flight(wp.url(80, "/seaworthy/slow?ms=3000").unwrap());
+    thread::sleep(Duration::from_millis(700));
+    let took = wp.stop(Duration::from_secs(60)).unwrap();
+    (slow.join().unwrap(), took, wp)
+}
+
+#[test]
+fn wordpress_installs_and_serves_against_the_mariadb_image() {
+    require_images!();
+    let s = stack("wordpress");
+    let mut sb = Sandbox::new("wordpress").unwrap();
+    let (_db, wp) = wordpress_up(&mut sb, &s);
+    let (path, form) = wordpress_setup(&s);
+    let a = request(client(Duration::from_secs(120)).post(wp.url(80, &path).unwrap()).form(&form)).unwrap();
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.contains("Success!"), "the installer ran against MariaDB: {}", &a.body[..a.body.len().min(2000)]);
+    let title = form.iter().find(|(k, _)| k == "weblog_title").map(|(_, v)| v.clone()).unwrap();
+    // The site's name, read back from the database through the REST index (theme-independent:
+    // the image installs no theme package).
+    let home = get(&wp.url(80, "/?rest_route=/").unwrap()).unwrap();
+    assert_eq!(home.status, 200, "{home:?}");
+    let j: serde_json::Value = serde_json::from_str(&home.body).unwrap_or_else(|e| panic!("{e}: {home:?}"));
+    assert_eq!(j["name"], title.as_str(), "{j}");
+    assert_eq!(home.header("x-seaworthy-version"), "v1");
+    assert_eq!(home.header("x-seaworthy-backend"), wp.name);
+}
+
+#[test]
+fn wordpress_drains_on_sigterm() {
+    require_images!();
+    let (a, took, wp) = wordpress_stop_with_request_in_flight(&stack("wordpress"), "wordpress-drain");
+    let a = a.unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}\n{}", wp.logs("nginx"), wp.logs("php-fpm")));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.starts_with("slept 3"), "{a:?}");
+    assert!(took < Duration::from_secs(55), "{took:?}");
+}
+
+#[test]
+fn wordpress_abrupt_stop_cuts_requests_in_flight() {
+    require_images!();
+    let (a, took, _) = wordpress_stop_with_request_in_flight(&variant("wordpress", "abrupt-stop"), "wordpress-abrupt");
+    if let Ok(a) = a {
+        assert!(a.status >= 500, "a SIGKILLed Pod cannot answer 2xx: {a:?}");
+    }
+    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+}
+
+#[test]
+fn wordpress_wrong_db_host_shows_the_database_error() {
+    require_images!();
+    let good = stack("wordpress");
+    let check = good.spec.checks.iter().find(|c| c.name == "service-discovery").unwrap();
+    let path = check.params["path"].as_str().unwrap();
+    let expect = check.params["expect_error"].as_str().unwrap();
+    let expect_status = check.params["expect_status"].as_integer().unwrap();
+    // The good stack, on the same images: the page answers, without the error.
+    let mut sb = Sandbox::new("wordpress-right-host").unwrap();
+    let (_db, wp) = wordpress_up(&mut sb, &good);
+    let a = get(&wp.url(80, path).unwrap()).unwrap();
+    assert_eq!(a.status as i64, expect_status, "{a:?}");
+    assert!(!a.body.contains(expect), "{a:?}");
+    drop(sb);
+
+    let mut sb = Sandbox::new("wordpress-wrong-host").unwrap();
+    let (_db, wp) = wordpress_up(&mut sb, &good.variant("wrong-db-host").unwrap());
+    let a = get(&wp.url(80, path).unwrap()).unwrap();
+    assert_eq!(a.status, 500, "{a:?}");
+    assert!(a.body.contains(expect), "{a:?}");
+    assert!(a.body.contains("wordpress-mysql-wrong"), "the error names the host: {a:?}");
+}

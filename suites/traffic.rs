@@ -47,6 +47,9 @@ import sys, http.server
 port, name = int(sys.argv[1]), sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this, Nagle holds the body until nginx's
+    # delayed ACK (40 ms).
+    disable_nagle_algorithm = True
     def do_GET(self):
         body = ("hello from %s\n" % name).encode()
         self.send_response(200)
@@ -182,7 +185,7 @@ async fn a_backend_killed_abruptly_shows_as_failures_after_the_kill() {
     b.proc.signal_group(Signal::SIGKILL).unwrap();
     assert!(b.proc.wait_timeout(5 * SEC).is_some(), "SIGKILL must end the backend");
     let rep = load.finish().await;
-    let s = rep.summary(Duration::from_millis(250));
+    let s = rep.summary(SEC);
 
     let failed = failures(&rep);
     assert!(failed.len() >= 50, "half of ~500 requests after the kill reach the dead backend:\n{}", s.render());
@@ -191,18 +194,18 @@ async fn a_backend_killed_abruptly_shows_as_failures_after_the_kill() {
     assert_eq!(s.timeline.iter().map(|b| b.failed).sum::<u64>(), s.failed, "the timeline places every failure");
     // nginx answers for the dead backend: 502 (connect refused, or reset mid-request).
     assert!(failed.iter().all(|r| matches!(r.outcome(), Outcome::Status(502))), "{}", s.render());
-    // Placed in time: nothing failed before the kill, neither in the records nor in the timeline.
+    // Placed in time: no failure was observed before the kill; the timeline (by send time) has
+    // none in the second before it, and has them in the seconds after it.
     let first_failure_ns = failed.iter().map(|r| r.ended_ns()).min().unwrap();
     assert!(first_failure_ns >= ns(killed_at), "a failure ended before the kill");
-    for bucket in s.timeline.iter().filter(|t| t.t_s + s.bucket_s <= killed_at.as_secs_f64()) {
-        assert_eq!(bucket.failed, 0, "bucket at {}s is before the kill but has failures", bucket.t_s);
-    }
-    // Placed on a backend: the dead one was last seen before the first failure; the other one
-    // answered to the end.
+    assert_eq!(s.timeline[0].failed, 0, "{}", s.render());
+    assert!(s.timeline[2].failed > 0 && s.timeline[3].failed > 0, "{}", s.render());
+    // Placed on a backend: the dead one answered nothing sent after the kill, and its last
+    // answer came before the first failure; the other one answered to the end.
     let dead = s.backend(&b.name).expect("backend-b answered before the kill");
     let alive = s.backend(&a.name).expect("backend-a answered");
+    assert!(dead.last_seen_s <= killed_at.as_secs_f64(), "{dead:?} vs kill at {killed_at:?}");
     assert!(dead.last_seen_s * 1e9 < first_failure_ns as f64, "{dead:?} vs first failure {first_failure_ns} ns");
-    assert!(dead.last_seen_s <= killed_at.as_secs_f64());
     assert!(alive.last_seen_s > killed_at.as_secs_f64());
     assert_eq!(alive.failed + dead.failed, 0, "failures come from nginx, not from a backend");
     assert_eq!(s.versions.len(), 1);
@@ -213,11 +216,15 @@ async fn a_backend_removed_gracefully_costs_no_request() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let a = backend(dir.path(), "backend-a");
-    let mut b = backend(dir.path(), "backend-b");
+    let b = backend(dir.path(), "backend-b");
     let port = local::free_port();
     let mut nginx = Nginx::start(dir.path(), &proxy_conf(port, &[a.port, b.port])).unwrap();
 
-    let cfg = LoadConfig::constant(&format!("http://127.0.0.1:{port}/"), 200.0, 4 * SEC).unwrap();
+    let mut cfg = LoadConfig::constant(&format!("http://127.0.0.1:{port}/"), 200.0, 4 * SEC).unwrap();
+    // Enough warm connections that the pool does not open new ones around the reload: nginx's
+    // old worker closes a connection it accepted but has not read a request from yet, which no
+    // client can tell from a server that died.
+    cfg.connections = 16;
     let load = Load::start(cfg).await.unwrap();
     tokio::time::sleep(SEC).await;
     // Drain: out of the upstream, reload (old workers finish what they have), wait, then stop.
@@ -388,8 +395,11 @@ async fn cli_flags_json_and_exit_codes() {
 
     let json = dir.path().join("out.json");
     let ok = args(&[&url, "--rate", "200", "--duration", "1s", "-q", "--json", json.to_str().unwrap()]).unwrap();
-    assert_eq!(run_cli(ok).await.unwrap(), 0);
+    let code = run_cli(ok).await.unwrap();
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // 3 = no failure, but a machine too busy to send on time; the JSON must then say so too.
+    assert!(code == 0 || (code == 3 && v["rate_held"] == false), "exit {code}: {v}");
+    assert_eq!(v["failed"], 0);
     for key in ["schema_version", "planned", "completed", "failed", "achieved_rps", "status_codes", "failures", "latency_ms", "timeline"] {
         assert!(v.get(key).is_some(), "JSON lacks {key}: {v}");
     }
@@ -405,5 +415,6 @@ async fn cli_flags_json_and_exit_codes() {
     let missing = url.replace("index.html", "missing.html");
     assert_eq!(run_cli(args(&[&missing, "--rate", "50", "--duration", "500ms", "-q"]).unwrap()).await.unwrap(), 1);
     let allowed = args(&[&missing, "--rate", "50", "--duration", "500ms", "-q", "--allow-failures"]).unwrap();
-    assert_eq!(run_cli(allowed).await.unwrap(), 0);
+    let code = run_cli(allowed).await.unwrap();
+    assert!(code == 0 || code == 3, "--allow-failures must clear the failure exit (3: rate not held), got {code}");
 }

@@ -154,7 +154,9 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     let t = now_ms();
     let old_pods = ctx.actions.pods(&selector).await?;
     obs.before_backends = serving_pods(&old_pods);
-    let mut answers = entry.settle(&want.path, Duration::from_secs(30)).await;
+    // Only the answer that ended the settling counts: 503s from a proxy that has not seen the
+    // new endpoints yet say nothing about the config.
+    let mut answers: Vec<Answer> = entry.settle(&want.path, Duration::from_secs(30)).await.pop().into_iter().collect();
     let n = obs.before_backends.len();
     answers.extend(entry.sample_backends(&want.path, &obs.before_backends, 4, 10 * n.max(2)).await);
     obs.before = answers;
@@ -166,7 +168,8 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
 
     ctx.actions.patch_config_map(&config_map, &data).await?;
     let rps = ctx.param_f64("rps", DEFAULT_RPS);
-    let cfg = ctx.load_config(Some(&want.path), Schedule::constant(rps, ctx.timeouts.rollout + MARGIN * 4)?);
+    // Longer than any restart can take (the rollout and then every old Pod gone); stopped early.
+    let cfg = ctx.load_config(Some(&want.path), Schedule::constant(rps, ctx.timeouts.rollout * 3 + MARGIN * 4)?);
     let running = ctx.start_load("rollout restart", cfg).await?;
     tokio::time::sleep(MARGIN).await;
     let restarted = Instant::now();

@@ -259,24 +259,8 @@ pub fn form_of(value: &toml::Value) -> Result<BTreeMap<String, String>> {
 mod tests {
     use super::*;
 
-    /// WordPress's wp_die() page when the database is unreachable (wp-includes/functions.php
-    /// `_default_wp_die_handler`, as Debian's 6.1 package prints it; CSS shortened).
-    const WP_DB_ERROR: &str = r#"<!DOCTYPE html>
-<html lang="en-US">
-<head>
-	<meta http-equiv="Content-Type" content="text/html; charset=utf-8" />
-	<meta name="viewport" content="width=device-width">
-		<meta name='robots' content='max-image-preview:large, noindex, follow' />
-	<title>Database Error</title>
-	<style type="text/css">
-		html { background: #f1f1f1; }
-		body { background: #fff; }
-	</style>
-</head>
-<body id="error-page">
-	<div class="wp-die-message"><h1>Error establishing a database connection</h1></div></body>
-</html>
-"#;
+    /// WordPress's wp_die() page for an unreachable database (see tests-data/README.md).
+    const WP_DB_ERROR: &str = include_str!("../../tests-data/app-wordpress-db-error.html");
 
     #[test]
     fn an_html_error_page_reads_as_its_message() {

@@ -125,7 +125,8 @@ impl Target<'_> {
     async fn sample(&self, label: &str, expect: &str) -> (Stage, Phase) {
         let t = now_ms();
         let backends = serving_pods(&self.ctx.actions.pods(&self.selector).await.unwrap_or_default());
-        let mut answers = self.entry.settle(&self.path, Duration::from_secs(30)).await;
+        // Only the answer that ended the settling counts (see EntryPoint::settle).
+        let mut answers: Vec<Answer> = self.entry.settle(&self.path, Duration::from_secs(30)).await.pop().into_iter().collect();
         answers.extend(self.entry.sample_backends(&self.path, &backends, 10, 10 * backends.len().max(2)).await);
         (Stage { label: label.into(), expect: expect.into(), answers }, probe_phase(&self.ctx.log, label, t))
     }

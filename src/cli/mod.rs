@@ -5,6 +5,7 @@ pub mod cluster;
 mod fixtures;
 pub mod images;
 pub mod report;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +23,7 @@ pub enum Command {
     /// Delete the cluster seaworthy created, or (--runs) the namespaces of earlier runs.
     Down(cluster::DownArgs),
     /// Apply stacks to the cluster and run their checks.
-    Run,
+    Run(run::RunArgs),
     /// Send constant-rate HTTP load to a URL and report honest latency.
     Load(crate::traffic::cli::LoadArgs),
     /// Render, or compare, run reports.
@@ -42,15 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Fixtures(cmd) => fixtures::run(cmd),
         Command::Up(args) => cluster::up(args),
         Command::Down(args) => cluster::down(args),
-        Command::Run => not_built("run", "the checks (issue: checks and suites)"),
+        Command::Run(args) => run::run(args),
         Command::Load(args) => tokio::runtime::Runtime::new()?.block_on(crate::traffic::cli::run_cli(args)),
         Command::Report(cmd) => report::run(cmd),
         Command::Images(cmd) => images::run(cmd),
     }
-}
-
-/// A command that does not exist yet says so and fails, rather than pretending to succeed.
-fn not_built(command: &str, waits_for: &str) -> anyhow::Result<i32> {
-    eprintln!("seaworthy {command} is not built yet (it waits for {waits_for}); nothing was done.");
-    Ok(2)
 }

@@ -12,7 +12,7 @@ pub mod lifecycle;
 pub mod safety;
 pub mod tools;
 
-pub use info::ClusterInfo;
+pub use info::{ClusterInfo, NodeInfo};
 pub use kubeconfig::KubeconfigSource;
 
 use anyhow::{Context, Result, bail};
@@ -95,6 +95,11 @@ impl Cluster {
             },
         };
         Ok(Cluster { client, provider, context, info, access, _k3s: None })
+    }
+
+    /// The id of seaworthy's own k3s container, for image import.
+    pub fn k3s_container_id(&self) -> Option<String> {
+        self._k3s.as_ref().map(|c| c.id().to_string())
     }
 
     /// The URL of a stack's entry point from this machine, and the Host header to send (for an

@@ -216,7 +216,6 @@ struct Shared {
     stop: AtomicBool,
     /// Wakes the timer thread early on stop.
     wake: (Mutex<()>, Condvar),
-    stop_notify: tokio::sync::Notify,
     /// Offset (ns) at which no new request was started any more: set by stop or the schedule end.
     ended_ns: AtomicU64,
     /// Closed model: when the last loop ended.
@@ -306,7 +305,14 @@ impl Shared {
     /// On success the connection is left in `slot`; on failure `slot` is empty.
     async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8) -> Result<Answer, FailureKind> {
         loop {
-            let reused = match slot.take().filter(|c| !c.sender.is_closed()).or_else(|| self.checkout_idle()) {
+            // A retry goes out on a new connection: the server that closed one idle connection
+            // (a reload, a graceful stop) is closing the others in the pool at the same moment.
+            let pooled = if *fl & flags::RETRIED == 0 {
+                slot.take().filter(|c| !c.sender.is_closed()).or_else(|| self.checkout_idle())
+            } else {
+                None
+            };
+            let reused = match pooled {
                 Some(c) => {
                     *slot = Some(c);
                     true
@@ -356,7 +362,6 @@ impl Shared {
             Ok(a) => (Outcome::Status(a.status), a.backend, a.version),
             Err(k) => (Outcome::Failure(k), 0, 0),
         };
-        self.count(outcome);
         Record { planned_ns, latency_us, service_us, outcome: outcome.code(), backend, version, flags: fl }
     }
 }
@@ -409,6 +414,7 @@ async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done:
         _ => (None, Err(FailureKind::Timeout)),
     };
     let rec = sh.make_record(planned_ns, started, Instant::now(), result, fl);
+    sh.count(rec.outcome());
     sh.log.lock().unwrap().push(rec);
 }
 
@@ -457,34 +463,35 @@ fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtim
 async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done: mpsc::Sender<()>) {
     let mut slot: Option<Conn> = None;
     let mut batch = Vec::with_capacity(256);
+    // Counted locally and published with each batch: shared counters bumped per request would
+    // bounce one cache line between the cores at full speed.
+    let (mut planned, mut ok, mut failed, mut completed) = (0u64, 0u64, 0u64, 0u64);
+    let bounded = max != u64::MAX;
     loop {
         if sh.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if sh.counters.planned.fetch_add(1, Ordering::Relaxed) >= max {
+        if bounded && sh.counters.planned.fetch_add(1, Ordering::Relaxed) >= max {
             sh.counters.planned.fetch_sub(1, Ordering::Relaxed);
             break;
         }
+        planned += 1;
         let started = Instant::now();
         let planned_ns = sh.offset_ns(started);
         let mut fl = flags::SENT;
-        sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let r = tokio::select! {
-            r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl)) => Some(r.unwrap_or(Err(FailureKind::Timeout))),
-            // A stop must not wait for a stalled server's timeout in the closed model; the request
-            // cut short is not a result, so it leaves no record.
-            _ = sh.stop_notify.notified() => None,
-        };
-        sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let Some(r) = r else {
-            sh.counters.planned.fetch_sub(1, Ordering::Relaxed);
-            break;
-        };
+        let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl))
+            .await
+            .unwrap_or(Err(FailureKind::Timeout));
         let connect_failed = matches!(r, Err(FailureKind::ConnectRefused | FailureKind::ConnectError));
-        batch.push(sh.make_record(planned_ns, Some(started), Instant::now(), r, fl));
+        let rec = sh.make_record(planned_ns, Some(started), Instant::now(), r, fl);
+        completed += matches!(rec.outcome(), Outcome::Status(_)) as u64;
+        ok += rec.is_ok() as u64;
+        failed += !rec.is_ok() as u64;
+        batch.push(rec);
         if batch.len() == batch.capacity() {
             sh.log.lock().unwrap().extend_from_slice(&batch);
             batch.clear();
+            publish(&sh, bounded, [&mut planned, &mut completed, &mut ok, &mut failed]);
         }
         if connect_failed {
             // Nothing listens: do not spin through millions of refused connects.
@@ -492,7 +499,19 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
         }
     }
     sh.log.lock().unwrap().extend_from_slice(&batch);
+    publish(&sh, bounded, [&mut planned, &mut completed, &mut ok, &mut failed]);
     sh.loops_ended_ns.fetch_max(sh.offset_ns(Instant::now()), Ordering::Relaxed);
+}
+
+fn publish(sh: &Shared, bounded: bool, [planned, completed, ok, failed]: [&mut u64; 4]) {
+    let c = &sh.counters;
+    if !bounded {
+        c.planned.fetch_add(*planned, Ordering::Relaxed);
+    }
+    c.completed.fetch_add(*completed, Ordering::Relaxed);
+    c.ok.fetch_add(*ok, Ordering::Relaxed);
+    c.failed.fetch_add(*failed, Ordering::Relaxed);
+    (*planned, *completed, *ok, *failed) = (0, 0, 0, 0);
 }
 
 /// A running load. Dropping it stops the schedule (requests already started finish in the
@@ -540,7 +559,6 @@ impl Load {
             counters: Counters::default(),
             stop: AtomicBool::new(false),
             wake: (Mutex::new(()), Condvar::new()),
-            stop_notify: tokio::sync::Notify::new(),
             ended_ns: AtomicU64::new(u64::MAX),
             loops_ended_ns: AtomicU64::new(0),
         });
@@ -556,6 +574,10 @@ impl Load {
                     k => k.name().replace('_', " "),
                 })
             })?;
+        if matches!(cfg.mode, Mode::Closed { .. }) {
+            // The probe is dropped: count only the connections the loops use.
+            sh.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut warm_conns = vec![first];
         let rest = futures::future::join_all((1..warm).map(|_| sh.connect())).await;
         warm_conns.extend(rest.into_iter().flatten());
@@ -728,7 +750,6 @@ fn stop(sh: &Shared) {
     sh.stop.store(true, Ordering::Relaxed);
     let _g = sh.wake.0.lock().unwrap();
     sh.wake.1.notify_all();
-    sh.stop_notify.notify_waiters();
 }
 
 fn schedule_duration(mode: &Mode) -> Duration {

@@ -99,7 +99,8 @@ pub struct Seen {
     pub count: u64,
     pub ok: u64,
     pub failed: u64,
-    /// End of the first and of the last response carrying this name, seconds after the start.
+    /// When the first and the last request that this name answered were sent, seconds after the
+    /// start (the timeline's axis; a request answered by it was necessarily sent before it died).
     pub first_seen_s: f64,
     pub last_seen_s: f64,
 }
@@ -176,7 +177,7 @@ impl Summary {
                 if idx == 0 {
                     continue;
                 }
-                let end = secs(r.ended_ns());
+                let end = secs(r.started_ns());
                 let seen = table[idx as usize].get_or_insert_with(|| Seen {
                     name: names[idx as usize].clone(),
                     count: 0,
