@@ -444,3 +444,40 @@ mod local {
         assert_eq!(c.view().unwrap().count(), Some(1));
     }
 }
+
+// ---- against a cluster: one case per check (the good stack) and per negative control ----
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+
+mod on_cluster {
+    use rstest::rstest;
+
+    const STACK: &str = "counter";
+
+    #[rstest]
+    #[case::persistence("persistence")]
+    #[case::service_discovery("service-discovery")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn passes(#[case] check: &str) {
+        super::cluster_support::good(STACK, check);
+    }
+
+    #[rstest]
+    #[case::persistence("persistence")]
+    #[case::service_discovery("service-discovery")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn catches_its_negative_control(#[case] check: &str) {
+        super::cluster_support::caught(STACK, check);
+    }
+
+    /// A check added to stack.toml without a case here would silently never run on a cluster.
+    #[test]
+    fn cases_cover_every_check_of_stack_toml() {
+        let stack = seaworthy::stack::Stack::find(STACK).unwrap();
+        let checks: Vec<&str> = stack.spec.checks.iter().map(|c| c.name.as_str()).collect();
+        let negatives: Vec<&str> = stack.spec.checks.iter().filter(|c| c.negative.is_some()).map(|c| c.name.as_str()).collect();
+        assert_eq!(checks, ["persistence", "service-discovery"] as [&str; 2]);
+        assert_eq!(negatives, ["persistence", "service-discovery"] as [&str; 2]);
+    }
+}

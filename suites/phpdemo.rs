@@ -402,3 +402,41 @@ mod local {
         pod.wait_stopped(Duration::from_secs(5)).unwrap();
     }
 }
+
+// ---- against a cluster: one case per check (the good stack) and per negative control ----
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+
+mod on_cluster {
+    use rstest::rstest;
+
+    const STACK: &str = "phpdemo";
+
+    #[rstest]
+    #[case::config_override("config-override")]
+    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
+    #[case::rollout_undo("rollout-undo")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn passes(#[case] check: &str) {
+        super::cluster_support::good(STACK, check);
+    }
+
+    #[rstest]
+    #[case::config_override("config-override")]
+    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn catches_its_negative_control(#[case] check: &str) {
+        super::cluster_support::caught(STACK, check);
+    }
+
+    /// A check added to stack.toml without a case here would silently never run on a cluster.
+    #[test]
+    fn cases_cover_every_check_of_stack_toml() {
+        let stack = seaworthy::stack::Stack::find(STACK).unwrap();
+        let checks: Vec<&str> = stack.spec.checks.iter().map(|c| c.name.as_str()).collect();
+        let negatives: Vec<&str> = stack.spec.checks.iter().filter(|c| c.negative.is_some()).map(|c| c.name.as_str()).collect();
+        assert_eq!(checks, ["config-override", "rollout-zero-5xx", "rollout-undo"] as [&str; 3]);
+        assert_eq!(negatives, ["config-override", "rollout-zero-5xx"] as [&str; 2]);
+    }
+}

@@ -357,3 +357,31 @@ mod local {
         Ok(())
     }
 }
+
+// ---- against a cluster: one case per check (the good stack) and per negative control ----
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+
+mod on_cluster {
+    use rstest::rstest;
+
+    const STACK: &str = "sms-web";
+
+    #[rstest]
+    #[case::insufficient_resources("insufficient-resources")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn passes(#[case] check: &str) {
+        super::cluster_support::good(STACK, check);
+    }
+
+    /// A check added to stack.toml without a case here would silently never run on a cluster.
+    #[test]
+    fn cases_cover_every_check_of_stack_toml() {
+        let stack = seaworthy::stack::Stack::find(STACK).unwrap();
+        let checks: Vec<&str> = stack.spec.checks.iter().map(|c| c.name.as_str()).collect();
+        let negatives: Vec<&str> = stack.spec.checks.iter().filter(|c| c.negative.is_some()).map(|c| c.name.as_str()).collect();
+        assert_eq!(checks, ["insufficient-resources"] as [&str; 1]);
+        assert_eq!(negatives, [] as [&str; 0]);
+    }
+}

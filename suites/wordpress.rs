@@ -699,3 +699,46 @@ mod local {
         pod.wait_stopped(Duration::from_secs(5)).unwrap();
     }
 }
+
+// ---- against a cluster: one case per check (the good stack) and per negative control ----
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+
+mod on_cluster {
+    use rstest::rstest;
+
+    const STACK: &str = "wordpress";
+
+    #[rstest]
+    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
+    #[case::hpa_scale("hpa-scale")]
+    #[case::pdb_drain("pdb-drain")]
+    #[case::persistence("persistence")]
+    #[case::service_discovery("service-discovery")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn passes(#[case] check: &str) {
+        super::cluster_support::good(STACK, check);
+    }
+
+    #[rstest]
+    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
+    #[case::hpa_scale("hpa-scale")]
+    #[case::pdb_drain("pdb-drain")]
+    #[case::persistence("persistence")]
+    #[case::service_discovery("service-discovery")]
+    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+    fn catches_its_negative_control(#[case] check: &str) {
+        super::cluster_support::caught(STACK, check);
+    }
+
+    /// A check added to stack.toml without a case here would silently never run on a cluster.
+    #[test]
+    fn cases_cover_every_check_of_stack_toml() {
+        let stack = seaworthy::stack::Stack::find(STACK).unwrap();
+        let checks: Vec<&str> = stack.spec.checks.iter().map(|c| c.name.as_str()).collect();
+        let negatives: Vec<&str> = stack.spec.checks.iter().filter(|c| c.negative.is_some()).map(|c| c.name.as_str()).collect();
+        assert_eq!(checks, ["rollout-zero-5xx", "hpa-scale", "pdb-drain", "persistence", "service-discovery"] as [&str; 5]);
+        assert_eq!(negatives, ["rollout-zero-5xx", "hpa-scale", "pdb-drain", "persistence", "service-discovery"] as [&str; 5]);
+    }
+}

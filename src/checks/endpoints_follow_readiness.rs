@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn a_pod_that_fails_readiness_leaves_and_comes_back() {
         // Out at 12 s; the last request reaching it is in flight at 12.5 s; back at 28 s.
-        let run = flip(true, Some(12_000), Some(28_000), 25_000, 40_000, |t| t < 12_500 || t >= 28_200);
+        let run = flip(true, Some(12_000), Some(28_000), 25_000, 40_000, |t| !(12_500..28_200).contains(&t));
         let v = judge_readiness(&run);
         assert_eq!(v.outcome, Verdicts::Pass, "{}", v.reason);
         assert_eq!(v.metrics["endpoint_removed_s"], 7.0);
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn a_pod_still_answering_after_it_left_fails() {
         // The slice says not ready at 12 s, yet requests keep reaching it until 20 s.
-        let run = flip(true, Some(12_000), Some(28_000), 25_000, 40_000, |t| t < 20_000 || t >= 28_200);
+        let run = flip(true, Some(12_000), Some(28_000), 25_000, 40_000, |t| !(20_000..28_200).contains(&t));
         let v = judge_readiness(&run);
         assert_eq!(v.outcome, Verdicts::Fail);
         assert!(
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn leaving_too_late_fails_even_if_it_leaves() {
-        let run = flip(true, Some(30_000), Some(36_000), 33_000, 45_000, |t| t < 30_500 || t >= 36_200);
+        let run = flip(true, Some(30_000), Some(36_000), 33_000, 45_000, |t| !(30_500..36_200).contains(&t));
         let v = judge_readiness(&run);
         assert_eq!(v.outcome, Verdicts::Fail);
         assert!(v.reason.starts_with(&format!("Pod {BROKEN} stayed a ready endpoint of Service web for 25.0s after")), "{}", v.reason);

@@ -129,7 +129,7 @@ fn hpa_state(obs: &Observed) -> String {
 pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
     let secs = |ms: u64| ms as f64 / 1000.0;
     // The count when the load started (the last one seen before) and every one while watched.
-    let at_start = obs.samples.iter().filter(|s| s.at_ms < obs.load_started_ms).next_back();
+    let at_start = obs.samples.iter().rfind(|s| s.at_ms < obs.load_started_ms);
     let max_seen = at_start.into_iter().chain(obs.samples.iter().filter(|s| s.at_ms >= obs.load_started_ms && s.at_ms <= obs.watch_ended_ms)).map(|s| s.current).max();
     let up = obs.samples.iter().filter(|s| s.at_ms >= obs.load_started_ms).find(|s| s.current >= want.scale_to);
     let mut v = match up {

@@ -187,11 +187,14 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
     let worst = obs.steps.iter().max_by_key(|s| (s.unavailable, std::cmp::Reverse(s.at_ms)));
     let unavailable_max = worst.map(|s| s.unavailable).unwrap_or(0);
     let nodes = obs.cordoned.join(", ");
+    // A 429 from API Priority and Fairness is a retry too, but says nothing about the budget.
+    let throttled = obs.attempts.iter().filter(|a| matches!(a.outcome, EvictionOutcome::RetryLater { .. })).count();
     let evictions = format!(
-        "{} evictions accepted, {} refused with 429 ({} times)",
+        "{} evictions accepted, {} refused with 429 ({} times){}",
         accepted.len(),
         refused_pods.len(),
-        refused.len()
+        refused.len(),
+        if throttled > 0 { format!(", {throttled} throttled (429 without a budget cause)") } else { String::new() }
     );
     let metrics = |v: Verdict| {
         let mut v = v.with_metric("unavailable_max", unavailable_max as f64).with_metric("evictions_429", refused.len() as f64);
@@ -372,7 +375,6 @@ async fn drain_pod(ctx: &CheckContext, pod: &Pod, deadline: Instant, retry: Dura
 }
 
 struct Drained {
-    attempts: Vec<Attempt>,
     drained: Vec<(String, PodDrain)>,
     drain_started_ms: u64,
     retried_for: Duration,
@@ -456,7 +458,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
             .filter(|p| p.is_waiting())
             .map(|p| p.reason().to_string())
             .collect();
-        anyhow::Ok(Drained { attempts: Vec::new(), drained, drain_started_ms, retried_for, stuck })
+        anyhow::Ok(Drained { drained, drain_started_ms, retried_for, stuck })
     }
     .await;
     let uncordoned = cordoned.undo().await;
@@ -468,16 +470,15 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
         _ => Err("not waited for".into()),
     };
     let (phase, _) = ctx.finish_phase(running, true).await;
-    let mut drained = drained?;
+    let drained = drained?;
     uncordoned?;
-    drained.attempts = attempts.into_inner().expect("attempts");
 
     let steps = unavailability(&ctx.log.entries(), &prefixes, desired, window_from, phase.ended_ms);
     let obs = Observed {
         can_finish: plan.can_finish,
         cordoned: plan.cordon.clone(),
         pdb_present: pdb.is_some(),
-        attempts: drained.attempts,
+        attempts: attempts.into_inner().expect("attempts"),
         drained: drained.drained,
         drain_started_ms: drained.drain_started_ms,
         retried_for: drained.retried_for,
@@ -666,6 +667,16 @@ mod tests {
         assert_eq!(v.metrics["unavailable_max"], 1.0);
         assert_eq!(v.metrics["evictions_429"], 14.0);
         assert!(!v.metrics.contains_key("drain_s"), "a drain that cannot finish has no duration");
+        // A 429 of API Priority and Fairness (derived: the 429 body without its budget cause) is
+        // retried and reported, but is no evidence of the budget.
+        let mut throttled = sample("eviction-blocked-429.json");
+        throttled["details"] = serde_json::json!({"retryAfterSeconds": 1});
+        let mut obs = single_node_with_budget();
+        obs.attempts.push(Attempt { at_ms: T0 + 2_000, pod: "web-57d8bfc944-b".into(), outcome: classify_eviction(&serde_json::from_value(throttled).unwrap()) });
+        let v = judge(&obs, &expect());
+        assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+        assert!(v.reason.contains("2 refused with 429 (14 times), 1 throttled (429 without a budget cause)"), "{}", v.reason);
+        assert_eq!(v.metrics["evictions_429"], 14.0);
     }
 
     #[test]

@@ -189,7 +189,7 @@ impl Traffic {
         self.started_ms + r.started_ns() / 1_000_000
     }
 
-    fn table<'a>(table: &'a [String], i: u16) -> Option<&'a str> {
+    fn table(table: &[String], i: u16) -> Option<&str> {
         if i == 0 { None } else { table.get(i as usize).map(String::as_str) }
     }
 

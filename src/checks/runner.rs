@@ -38,7 +38,7 @@ pub async fn run_check(cluster: &Cluster, stack: &Stack, check: &CheckSpec, run_
     CheckResult { stack: stack.name().to_string(), check: check.name.clone(), good, negative }
 }
 
-async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run_id: &str, image_ref: ImageRefFn, opts: &RunOptions, cleanup: &Cleanup) -> Verdict {
+pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run_id: &str, image_ref: ImageRefFn, opts: &RunOptions, cleanup: &Cleanup) -> Verdict {
     let variant = stack.variant.clone().unwrap_or_else(|| "good".into());
     let label = format!("{}/{}/{variant}", stack.name(), check.name);
     // One namespace per check and variant: a kept one (--keep-on-failure) never blocks the next.

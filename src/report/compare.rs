@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 pub const COMPARISON_SCHEMA_VERSION: u32 = 1;
 
 /// When a change counts. A latency or duration change must exceed both its relative and its
-/// absolute threshold: 0.3 -> 0.6 ms is +100% but nobody's rollout got worse.
+/// absolute threshold: 0.3 -> 0.6 ms is +100% but nobody's rollout got worse. The defaults aim
+/// at what a rollout regression looks like (failed requests, stalls of tens of ms and more),
+/// not at run-to-run noise on a shared CI machine.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// More failed requests than this over the baseline is a regression (fewer: an improvement).
@@ -28,7 +30,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { failed_requests: 0, latency_pct: 25.0, latency_ms: 10.0, rate_pct: 5.0, duration_pct: 25.0, duration_s: 2.0 }
+        Thresholds { failed_requests: 0, latency_pct: 50.0, latency_ms: 25.0, rate_pct: 5.0, duration_pct: 25.0, duration_s: 2.0 }
     }
 }
 

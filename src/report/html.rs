@@ -38,7 +38,7 @@ pub fn html(report: &RunReport) -> String {
     }
     let _ = write!(
         o,
-        "</section>\n<footer>seaworthy {} · report schema version {} · times are seconds after each phase's traffic started</footer>\n</body>\n</html>\n",
+        "</section>\n<footer>seaworthy {} · report schema version {} · times are seconds after each phase started (its traffic, where it has any)</footer>\n</body>\n</html>\n",
         esc(&report.seaworthy_version),
         report.schema_version
     );
@@ -339,7 +339,7 @@ const R: f64 = 24.0;
 const RATE_H: f64 = 120.0;
 const LAT_H: f64 = 110.0;
 const ROW_H: f64 = 15.0;
-const MAX_ROWS: usize = 8;
+const MAX_ROWS: usize = 14;
 /// Average advance of a 10px DejaVu Sans character, to keep labels from overlapping.
 const CHAR_W: f64 = 6.1;
 /// The same for the 11px bold failure labels.
@@ -444,7 +444,7 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         let _ = writeln!(s, "<text x=\"{xt:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#495057\">{}</text>", axis_y + 14.0, text::num((t * 10.0).round() / 10.0));
         t += step;
     }
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#495057\">seconds after traffic started</text>", W - R, axis_y + 28.0);
+    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#495057\">{}</text>", W - R, axis_y + 28.0, if panels { "seconds after traffic started" } else { "seconds after the phase started" });
     let panel_rects: &[(f64, f64)] = if panels { &[(rate_y0, RATE_H), (lat_y0, LAT_H)] } else { &[] };
     for (y0, hgt) in panel_rects {
         let _ = writeln!(s, "<rect x=\"{L}\" y=\"{y0:.1}\" width=\"{pw:.1}\" height=\"{hgt:.1}\" fill=\"none\" stroke=\"#ced4da\"/>");

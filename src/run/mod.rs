@@ -74,7 +74,7 @@ pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Loader> {
 
 /// Build every image the selected stacks (and their variants) use, save the archives, and load
 /// them into the cluster.
-fn prepare_images(stacks: &[Stack], loader: &Loader, base: &str, artifacts: &PathBuf) -> Result<()> {
+pub fn prepare_images(stacks: &[Stack], loader: &Loader, base: &str, artifacts: &PathBuf) -> Result<()> {
     let builder = Builder::detect()?;
     let dir = artifacts.join("images");
     for stack in stacks {

@@ -1,0 +1,115 @@
+//! The cluster half of a stack's suite: one rstest case per check and variant, run against the
+//! cluster DESIGN.md says to find (SEAWORTHY_CLUSTER=kind|k3d|k3s, or SEAWORTHY_KUBECONFIG /
+//! KUBECONFIG). Without one the cases are compiled as ignored with that reason (see build.rs):
+//! a skip, never a pass. One cluster, one run id and one image build per test binary.
+
+#![allow(dead_code)]
+
+use seaworthy::checks::context::Timeouts;
+use seaworthy::checks::runner::{ImageRefFn, RunOptions, run_variant};
+use seaworthy::checks::{Outcome, Verdict};
+use seaworthy::cleanup::Cleanup;
+use seaworthy::cluster::{self, Cluster};
+use seaworthy::stack::Stack;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use tokio::sync::OnceCell;
+
+/// One runtime for the whole binary: the kube client lives on it, and every test blocks on it.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| tokio::runtime::Runtime::new().expect("tokio runtime"));
+static CLUSTER: OnceCell<(Cluster, String, Cleanup)> = OnceCell::const_new();
+static BUILT: LazyLock<tokio::sync::Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+/// A stack's Services ask for fixed NodePorts (the host port mappings): two of its variants
+/// cannot be applied at once, so the cases of one binary run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn base() -> String {
+    std::env::var("SEAWORTHY_BASE_IMAGE").unwrap_or_else(|_| "debian:bookworm-slim".into())
+}
+
+fn artifacts() -> PathBuf {
+    std::env::var_os("SEAWORTHY_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts"))
+}
+
+async fn cluster() -> &'static (Cluster, String, Cleanup) {
+    CLUSTER
+        .get_or_init(|| async {
+            let cluster = match cluster::for_tests().await {
+                Ok(c) => c,
+                Err(reason) => panic!("{reason}, and SEAWORTHY_REQUIRE_CLUSTER=1 makes a missing cluster a failure"),
+            };
+            let run_id = seaworthy::apply::new_run_id();
+            let cleanup = Cleanup::new(cluster.client.clone(), &run_id);
+            (cluster, run_id, cleanup)
+        })
+        .await
+}
+
+async fn images(cluster: &Cluster, stack: &Stack) {
+    let mut built = BUILT.lock().await;
+    if built.contains(stack.name()) {
+        return;
+    }
+    let loader = seaworthy::run::loader_for(cluster, std::env::var("SEAWORTHY_LOAD_IMAGES_WITH").ok().as_deref()).expect("image loader");
+    let s = stack.clone();
+    tokio::task::spawn_blocking(move || seaworthy::run::prepare_images(&[s], &loader, &base(), &artifacts()))
+        .await
+        .expect("image task")
+        .unwrap_or_else(|e| panic!("images of {}: {e:#}", stack.name()));
+    built.insert(stack.name().to_string());
+}
+
+async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Verdict {
+    let (cluster, run_id, cleanup) = cluster().await;
+    let stack = Stack::find(stack_name).expect("shipped stack");
+    let spec = stack.spec.checks.iter().find(|c| c.name == check).unwrap_or_else(|| panic!("{stack_name} declares no check {check}")).clone();
+    images(cluster, &stack).await;
+    let target = match variant {
+        None => stack.clone(),
+        Some(v) => stack.variant(v).unwrap_or_else(|e| panic!("{e}")),
+    };
+    let image_ref: ImageRefFn = {
+        let stack = stack.clone();
+        Arc::new(move |n: &str, v: &str| seaworthy::images::image_ref_with_base(&stack, n, v, &base()))
+    };
+    let opts = RunOptions { artifacts: artifacts(), keep_on_failure: false, timeouts: Timeouts::default() };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let _guard = cleanup.panic_guard();
+    run_variant(cluster, target, &spec, run_id, image_ref, &opts, cleanup).await
+}
+
+fn report(what: &str, v: &Verdict) -> String {
+    format!("{what}: {:?}: {}{}", v.outcome, v.reason, v.evidence.as_ref().map(|e| format!(" (evidence: {})", e.display())).unwrap_or_default())
+}
+
+fn skipped(what: &str, v: &Verdict) {
+    if cluster::cluster_required() {
+        panic!("{} (SEAWORTHY_REQUIRE_CLUSTER=1: a skip is a failure)", report(what, v));
+    }
+    println!("skipped: {}", report(what, v));
+}
+
+/// The good stack must pass the check.
+pub fn good(stack: &str, check: &str) {
+    let v = RUNTIME.block_on(verdict(stack, check, None));
+    let what = format!("{stack} {check}");
+    match v.outcome {
+        Outcome::Pass => println!("{}", report(&what, &v)),
+        Outcome::Skipped => skipped(&what, &v),
+        Outcome::Fail => panic!("{}", report(&what, &v)),
+    }
+}
+
+/// The check must catch the stack's negative control (its verdict on it must be Fail).
+pub fn caught(stack: &str, check: &str) {
+    let st = Stack::find(stack).expect("shipped stack");
+    let variant = st.spec.checks.iter().find(|c| c.name == check).and_then(|c| c.negative.clone()).unwrap_or_else(|| panic!("{stack} {check} has no negative control"));
+    let v = RUNTIME.block_on(verdict(stack, check, Some(&variant)));
+    let what = format!("{stack} {check} on negative control {variant}");
+    match v.outcome {
+        Outcome::Fail => println!("caught: {}", report(&what, &v)),
+        Outcome::Skipped => skipped(&what, &v),
+        Outcome::Pass => panic!("harness failure: the check passed on its negative control: {}", report(&what, &v)),
+    }
+}
