@@ -137,11 +137,13 @@ mod manifests {
         let v = good.variant("static-proxy")?;
         let conf = nginx_template(&v)?.text();
         assert!(conf.contains("proxy_pass http://flask-svc;") && !conf.contains("resolver"), "{conf}");
-        // Everything else of the nginx Deployment is the good one's.
-        assert_eq!(
-            serde_json::to_value(v.pod_spec("flask-nginx"))?,
-            serde_json::to_value(good.pod_spec("flask-nginx"))?
-        );
+        // Everything else of the nginx Deployment is the good one's, but for an init container
+        // that waits until the headless Service resolves: the static config fails to start
+        // before that, and the control must fail on stale IPs, not on a crash loop at start.
+        let mut spec = v.pod_spec("flask-nginx").cloned().context("no flask-nginx")?;
+        let init = spec.init_containers.take().unwrap_or_default();
+        assert_eq!(init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["wait-for-flask-svc"]);
+        assert_eq!(serde_json::to_value(Some(&spec))?, serde_json::to_value(good.pod_spec("flask-nginx"))?);
         Ok(())
     }
 }

@@ -121,6 +121,36 @@ fn in_flight(url: String) -> thread::JoinHandle<Result<Answer>> {
     thread::spawn(move || get(&url))
 }
 
+/// How long the slow requests of the drain tests are held open by the app.
+const SLOW_SECS: u64 = 5;
+
+/// Start a slow request, give it a second to reach the app, then stop the Pod's containers
+/// (stop signal, SIGKILL after `grace`): the request's outcome and how long the stop took.
+fn stop_with_request_in_flight(pod: &Pod, url: String, grace: Duration) -> (Result<Answer>, Duration) {
+    let slow = in_flight(url);
+    thread::sleep(Duration::from_secs(1));
+    let took = pod.stop(grace).unwrap();
+    (slow.join().unwrap(), took)
+}
+
+/// A drain: the request in flight is answered, and the stop waited for it (well short of the
+/// SIGKILL deadline).
+fn assert_drained(answer: Result<Answer>, took: Duration, grace: Duration, logs: impl FnOnce() -> String) -> Answer {
+    let a = answer.unwrap_or_else(|e| panic!("the request in flight was cut: {e:#}\n{}", logs()));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(took >= Duration::from_secs(SLOW_SECS - 2), "the stop did not wait for the request in flight: {took:?}");
+    assert!(took < grace - Duration::from_secs(2), "stopped by SIGKILL at the deadline, not by the drain: {took:?}");
+    a
+}
+
+/// No drain: the request in flight is cut (an error, or at best a 5xx), and the stop is immediate.
+fn assert_cut(answer: Result<Answer>, took: Duration) {
+    if let Ok(a) = answer {
+        assert!(a.status >= 500, "a SIGKILLed Pod cannot answer 2xx: {a:?}");
+    }
+    assert!(took < Duration::from_secs(2), "SIGKILL at once: {took:?}");
+}
+
 /// The `"key" => "value"` pairs of a PHP `$config = [...]` file, as json_encode prints them.
 fn php_config(text: &str) -> serde_json::Value {
     let mut map = serde_json::Map::new();
@@ -276,36 +306,29 @@ fn phpdemo_without_the_configmap_serves_the_baked_in_config() {
 
 /// A request in flight while the Pod is stopped: finished by the good stack (SIGTERM becomes
 /// SIGQUIT, the graceful stop of php-fpm and nginx), cut by the abrupt variant (SIGKILL).
-fn phpdemo_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, String) {
+fn phpdemo_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, Pod) {
     let mut sb = Sandbox::new(label).unwrap();
     let pod = phpdemo_pod(&mut sb, s, "v1");
-    let slow = in_flight(pod.url(80, "/api.php?sleep=3").unwrap());
-    thread::sleep(Duration::from_millis(700));
-    let took = pod.stop(Duration::from_secs(30)).unwrap();
-    let logs = format!("--- nginx ---\n{}\n--- php-fpm ---\n{}", pod.logs("nginx"), pod.logs("php-fpm"));
-    (slow.join().unwrap(), took, logs)
+    let url = pod.url(80, &format!("/api.php?sleep={SLOW_SECS}")).unwrap();
+    let (answer, took) = stop_with_request_in_flight(&pod, url, PHPDEMO_GRACE);
+    (answer, took, pod)
 }
+
+const PHPDEMO_GRACE: Duration = Duration::from_secs(35);
 
 #[test]
 fn phpdemo_drains_on_sigterm() {
     require_images!();
-    let (answer, took, logs) = phpdemo_stop_with_request_in_flight(&stack("phpdemo"), "phpdemo-drain");
-    let a = answer.unwrap_or_else(|e| panic!("the request in flight must be answered: {e:#}\n{logs}"));
-    assert_eq!(a.status, 200, "{a:?}");
+    let (answer, took, pod) = phpdemo_stop_with_request_in_flight(&stack("phpdemo"), "phpdemo-drain");
+    let a = assert_drained(answer, took, PHPDEMO_GRACE, || format!("--- nginx ---\n{}\n--- php-fpm ---\n{}", pod.logs("nginx"), pod.logs("php-fpm")));
     assert!(a.body.contains("\"host\""), "{a:?}");
-    assert!(took < Duration::from_secs(25), "stopped by the drain, not the SIGKILL deadline: {took:?}");
 }
 
 #[test]
 fn phpdemo_abrupt_stop_cuts_requests_in_flight() {
     require_images!();
     let (answer, took, _) = phpdemo_stop_with_request_in_flight(&variant("phpdemo", "abrupt-stop"), "phpdemo-abrupt");
-    // An error (connection reset) is what SIGKILL does to a request in flight; an answer, if
-    // any, cannot be a success.
-    if let Ok(a) = answer {
-        assert!(a.status >= 500, "a SIGKILLed Pod cannot answer 2xx: {a:?}");
-    }
-    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+    assert_cut(answer, took);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,12 +388,10 @@ fn myblog_against_the_mariadb_image() {
     get_until(&index, Duration::from_secs(60), |a| a.status == 200 && a.body.contains(&t)).unwrap();
 
     // gunicorn drains on SIGTERM: the request in flight is finished before it exits.
-    let slow = in_flight(app.url(8002, "/blog/slow/?seconds=3").unwrap());
-    thread::sleep(Duration::from_millis(700));
-    let took = app.stop(Duration::from_secs(30)).unwrap();
-    let a = slow.join().unwrap().unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}", app.logs("myblog")));
-    assert_eq!((a.status, a.body.trim()), (200, "slept 3s"), "{a:?}");
-    assert!(took < Duration::from_secs(25), "{took:?}");
+    let grace = Duration::from_secs(30);
+    let (answer, took) = stop_with_request_in_flight(&app, app.url(8002, &format!("/blog/slow/?seconds={SLOW_SECS}")).unwrap(), grace);
+    let a = assert_drained(answer, took, grace, || app.logs("myblog"));
+    assert_eq!(a.body.trim(), format!("slept {SLOW_SECS}s"), "{a:?}");
     assert_eq!(app.exit_code("myblog").unwrap(), 0, "gunicorn exits cleanly after the drain");
 }
 
@@ -506,13 +527,10 @@ fn sms_web_runs_a_celery_task_per_request_and_drains() {
     let hb = get_until(&web.url(8004, "/beat").unwrap(), Duration::from_secs(60), |a| a.status == 200).unwrap();
     assert!(hb.body.contains(&worker.name), "{hb:?}");
 
-    let slow = in_flight(web.url(8004, "/slow?seconds=3").unwrap());
-    thread::sleep(Duration::from_millis(700));
-    let took = web.stop(Duration::from_secs(60)).unwrap();
-    let a = slow.join().unwrap().unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}", web.logs("sms-web")));
-    assert_eq!(a.status, 200, "{a:?}");
-    assert!(a.body.starts_with("slept 3s"), "{a:?}");
-    assert!(took < Duration::from_secs(30), "{took:?}");
+    let grace = Duration::from_secs(60);
+    let (answer, took) = stop_with_request_in_flight(&web, web.url(8004, &format!("/slow?seconds={SLOW_SECS}")).unwrap(), grace);
+    let a = assert_drained(answer, took, grace, || web.logs("sms-web"));
+    assert!(a.body.starts_with(&format!("slept {SLOW_SECS}s")), "{a:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,34 +599,30 @@ fn flask_sts_static_proxy_goes_stale() {
     }
 }
 
-fn flask_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration) {
+fn flask_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, Pod) {
     let mut sb = Sandbox::new(label).unwrap();
     let pod = sb.run_pod(s, "flask-sts", &PodOptions { ordinal: Some(0), publish: vec![80], ..Default::default() }, INIT).unwrap();
     pod.wait_ready(READY).unwrap();
-    let slow = in_flight(pod.url(80, "/slow?seconds=3").unwrap());
-    thread::sleep(Duration::from_millis(700));
-    let took = pod.stop(Duration::from_secs(30)).unwrap();
-    (slow.join().unwrap(), took)
+    let url = pod.url(80, &format!("/slow?seconds={SLOW_SECS}")).unwrap();
+    let (answer, took) = stop_with_request_in_flight(&pod, url, FLASK_GRACE);
+    (answer, took, pod)
 }
+
+const FLASK_GRACE: Duration = Duration::from_secs(30);
 
 #[test]
 fn flask_sts_drains_on_sigterm() {
     require_images!();
-    let (a, took) = flask_stop_with_request_in_flight(&stack("flask-sts"), "flask-drain");
-    let a = a.expect("the request in flight is answered");
-    assert_eq!(a.status, 200, "{a:?}");
-    assert!(a.body.starts_with("slept 3s on flask-sts-0"), "{a:?}");
-    assert!(took < Duration::from_secs(25), "{took:?}");
+    let (answer, took, pod) = flask_stop_with_request_in_flight(&stack("flask-sts"), "flask-drain");
+    let a = assert_drained(answer, took, FLASK_GRACE, || pod.logs("flask"));
+    assert!(a.body.starts_with(&format!("slept {SLOW_SECS}s on flask-sts-0")), "{a:?}");
 }
 
 #[test]
 fn flask_sts_abrupt_variant_cuts_requests_in_flight() {
     require_images!();
-    let (a, took) = flask_stop_with_request_in_flight(&variant("flask-sts", "abrupt"), "flask-abrupt");
-    if let Ok(a) = a {
-        assert!(a.status >= 500, "a SIGKILLed gunicorn cannot answer 2xx: {a:?}");
-    }
-    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+    let (answer, took, _) = flask_stop_with_request_in_flight(&variant("flask-sts", "abrupt"), "flask-abrupt");
+    assert_cut(answer, took);
 }
 
 /// PUT a file on flask-sts-0, replace the Pod, GET it back: (status before, status after).
@@ -662,11 +676,12 @@ fn wordpress_up(sb: &mut Sandbox, s: &Stack) -> (Pod, Pod) {
 fn wordpress_stop_with_request_in_flight(s: &Stack, label: &str) -> (Result<Answer>, Duration, Pod) {
     let mut sb = Sandbox::new(label).unwrap();
     let (_db, wp) = wordpress_up(&mut sb, s);
-    let slow = in_flight(wp.url(80, "/seaworthy/slow?ms=3000").unwrap());
-    thread::sleep(Duration::from_millis(700));
-    let took = wp.stop(Duration::from_secs(60)).unwrap();
-    (slow.join().unwrap(), took, wp)
+    let url = wp.url(80, &format!("/seaworthy/slow?ms={}", SLOW_SECS * 1000)).unwrap();
+    let (answer, took) = stop_with_request_in_flight(&wp, url, WORDPRESS_GRACE);
+    (answer, took, wp)
 }
+
+const WORDPRESS_GRACE: Duration = Duration::from_secs(60);
 
 #[test]
 fn wordpress_installs_and_serves_against_the_mariadb_image() {
@@ -692,21 +707,16 @@ fn wordpress_installs_and_serves_against_the_mariadb_image() {
 #[test]
 fn wordpress_drains_on_sigterm() {
     require_images!();
-    let (a, took, wp) = wordpress_stop_with_request_in_flight(&stack("wordpress"), "wordpress-drain");
-    let a = a.unwrap_or_else(|e| panic!("in-flight request cut: {e:#}\n{}\n{}", wp.logs("nginx"), wp.logs("php-fpm")));
-    assert_eq!(a.status, 200, "{a:?}");
-    assert!(a.body.starts_with("slept 3"), "{a:?}");
-    assert!(took < Duration::from_secs(55), "{took:?}");
+    let (answer, took, wp) = wordpress_stop_with_request_in_flight(&stack("wordpress"), "wordpress-drain");
+    let a = assert_drained(answer, took, WORDPRESS_GRACE, || format!("{}\n{}", wp.logs("nginx"), wp.logs("php-fpm")));
+    assert!(a.body.starts_with(&format!("slept {SLOW_SECS}")), "{a:?}");
 }
 
 #[test]
 fn wordpress_abrupt_stop_cuts_requests_in_flight() {
     require_images!();
-    let (a, took, _) = wordpress_stop_with_request_in_flight(&variant("wordpress", "abrupt-stop"), "wordpress-abrupt");
-    if let Ok(a) = a {
-        assert!(a.status >= 500, "a SIGKILLed Pod cannot answer 2xx: {a:?}");
-    }
-    assert!(took < Duration::from_secs(3), "SIGKILL at once: {took:?}");
+    let (answer, took, _) = wordpress_stop_with_request_in_flight(&variant("wordpress", "abrupt-stop"), "wordpress-abrupt");
+    assert_cut(answer, took);
 }
 
 #[test]

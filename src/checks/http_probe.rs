@@ -112,6 +112,7 @@ pub struct EntryPoint {
 impl EntryPoint {
     pub fn new(entry_url: &str, host_header: Option<&str>) -> Result<EntryPoint> {
         let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
             // A check judges redirects (WordPress's "not installed" answer is one), never follows them.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
@@ -296,7 +297,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
-            let mut seen = Vec::new();
+            // Connections stay open (HTTP/1.1 keep-alive), so a client that pools them would
+            // send the second request on the first one instead of connecting again.
+            let (mut seen, mut open) = (Vec::new(), Vec::new());
             for i in 0..2 {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let mut buf = vec![0u8; 4096];
@@ -308,6 +311,7 @@ mod tests {
                     body.len()
                 );
                 s.write_all(resp.as_bytes()).await.unwrap();
+                open.push(s);
             }
             seen
         });

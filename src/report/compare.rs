@@ -205,7 +205,10 @@ fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &m
     Ok(())
 }
 
-fn compare_phase(b: &Phase, c: &Phase, t: &Thresholds, push: &mut dyn FnMut(&str, Option<Value>, Option<Value>, Status)) -> Result<(), String> {
+/// Receives one compared measure: name, baseline, current, verdict.
+type Push<'a> = &'a mut dyn FnMut(&str, Option<Value>, Option<Value>, Status);
+
+fn compare_phase(b: &Phase, c: &Phase, t: &Thresholds, push: Push) -> Result<(), String> {
     let (bs, cs) = match (&b.traffic, &c.traffic) {
         (Some(b), Some(c)) => (b, c),
         (None, None) => return Ok(()),

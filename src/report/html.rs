@@ -251,7 +251,7 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
         let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| text::nearest_event(c, &p.events, p.started_ms)).map(|(e, _)| e).collect();
         let _ = writeln!(o, "<details><summary>{} events</summary>\n<table class=\"events\">\n<tr><th>t (s)</th><th>source</th><th>object</th><th>what</th></tr>", p.events.len());
         for e in &p.events {
-            let is_near = near.iter().any(|n| *n == e);
+            let is_near = near.contains(&e);
             let _ = writeln!(
                 o,
                 "<tr{}><td class=\"num\">{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
