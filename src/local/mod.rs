@@ -20,13 +20,24 @@ use anyhow::{Context, Result, bail};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A port nothing listens on right now. The kernel picks it, so parallel tests do not collide;
-/// the small window before the server binds it is accepted.
+/// A port nothing listens on right now, never handed out twice in this process. The kernel
+/// picks it; but it may pick a port it just gave another test (released before that test's
+/// server bound it), and then two servers race for one port and a test talks to another
+/// test's server. Remembering every port handed out closes that window between the tests of
+/// one binary, which are the ones running at the same time.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 must work on any machine with loopback")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding 127.0.0.1:0 must work on any machine with loopback");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Wait until something accepts TCP connections on 127.0.0.1:`port`.
@@ -80,4 +91,15 @@ pub(crate) fn write_file(path: &std::path::Path, content: &str) -> Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let mut ports: Vec<u16> = (0..300).map(|_| super::free_port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 300);
+    }
 }

@@ -1,7 +1,10 @@
 //! The generator: planned instants on a dedicated timer thread, requests on tokio over a pool of
 //! keep-alive HTTP/1.1 connections (hyper), one [`Record`] per request.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -186,17 +189,53 @@ struct Counters {
     retried: AtomicU64,
 }
 
-/// One keep-alive connection. Dropping it closes the socket: the connection task is aborted, so a
-/// stalled server cannot keep a task (or a file descriptor) alive.
+type HyperConn = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
+
+/// Who polls hyper's connection future (the socket's reads and writes).
+enum Driver {
+    /// Its own task: the open model's pooled connections are shared between request tasks.
+    Task(tokio::task::JoinHandle<()>),
+    /// The request itself, polled together with it: a closed-model loop owns its connection,
+    /// and saves two task wake-ups per request.
+    Inline { conn: Pin<Box<HyperConn>>, done: bool },
+}
+
+/// One keep-alive connection. Dropping it closes the socket (the connection task is aborted), so
+/// a stalled server cannot keep a task or a file descriptor alive.
 struct Conn {
     sender: SendRequest<Empty<Bytes>>,
-    task: tokio::task::JoinHandle<()>,
+    driver: Driver,
+}
+
+impl Conn {
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed() || matches!(self.driver, Driver::Inline { done: true, .. })
+    }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Driver::Task(t) = &self.driver {
+            t.abort();
+        }
     }
+}
+
+/// Polls `fut` and the connection it needs until `fut` is done.
+async fn drive<F: Future>(conn: &mut Pin<Box<HyperConn>>, done: &mut bool, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if !*done && conn.as_mut().poll(cx).is_ready() {
+            // The connection ended; the request now fails (or just finished): poll it once more.
+            *done = true;
+            return fut.as_mut().poll(cx);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 struct Shared {
@@ -250,7 +289,7 @@ impl Shared {
         req
     }
 
-    async fn connect(&self) -> Result<Conn, AttemptError> {
+    async fn connect(&self, inline: bool) -> Result<Conn, AttemptError> {
         let fail = |kind| AttemptError { kind, before_response: true };
         let stream = TcpStream::connect(self.target.addr).await.map_err(|e| {
             fail(match e.kind() {
@@ -264,17 +303,21 @@ impl Shared {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|_| fail(FailureKind::IoError))?;
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let driver = if inline {
+            Driver::Inline { conn: Box::pin(conn), done: false }
+        } else {
+            Driver::Task(tokio::spawn(async move {
+                let _ = conn.await;
+            }))
+        };
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
-        Ok(Conn { sender, task })
+        Ok(Conn { sender, driver })
     }
 
     fn checkout_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap();
         while let Some(c) = idle.pop() {
-            if !c.sender.is_closed() {
+            if !c.is_closed() {
                 return Some(c);
             }
         }
@@ -282,14 +325,22 @@ impl Shared {
     }
 
     fn check_in(&self, c: Conn) {
-        if !c.sender.is_closed() {
+        if !c.is_closed() {
             self.idle.lock().unwrap().push(c);
         }
     }
 
     async fn exchange(&self, conn: &mut Conn) -> Result<Answer, AttemptError> {
-        conn.sender.ready().await.map_err(|e| classify(&e, true))?;
-        let resp = conn.sender.send_request(self.request()).await.map_err(|e| classify(&e, true))?;
+        let Conn { sender, driver } = conn;
+        match driver {
+            Driver::Task(_) => self.exchange_on(sender).await,
+            Driver::Inline { conn, done } => drive(conn, done, self.exchange_on(sender)).await,
+        }
+    }
+
+    async fn exchange_on(&self, sender: &mut SendRequest<Empty<Bytes>>) -> Result<Answer, AttemptError> {
+        sender.ready().await.map_err(|e| classify(&e, true))?;
+        let resp = sender.send_request(self.request()).await.map_err(|e| classify(&e, true))?;
         let status = resp.status().as_u16();
         let h = resp.headers();
         let backend = h.get(&self.backend_header).map_or(0, |v| self.backends.intern(v.as_bytes()));
@@ -303,12 +354,12 @@ impl Shared {
 
     /// One request on `slot`'s connection (or a pooled or new one), with the one allowed retry.
     /// On success the connection is left in `slot`; on failure `slot` is empty.
-    async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8) -> Result<Answer, FailureKind> {
+    async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8, inline: bool) -> Result<Answer, FailureKind> {
         loop {
             // A retry goes out on a new connection: the server that closed one idle connection
             // (a reload, a graceful stop) is closing the others in the pool at the same moment.
             let pooled = if *fl & flags::RETRIED == 0 {
-                slot.take().filter(|c| !c.sender.is_closed()).or_else(|| self.checkout_idle())
+                slot.take().filter(|c| !c.is_closed()).or_else(|| self.checkout_idle())
             } else {
                 None
             };
@@ -319,7 +370,7 @@ impl Shared {
                 }
                 None => {
                     *fl |= flags::NEW_CONNECTION;
-                    *slot = Some(self.connect().await.map_err(|e| e.kind)?);
+                    *slot = Some(self.connect(inline).await.map_err(|e| e.kind)?);
                     false
                 }
             };
@@ -402,7 +453,7 @@ async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done:
             fl |= flags::SENT;
             sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
             let mut slot = None;
-            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl))
+            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false))
                 .await
                 .unwrap_or(Err(FailureKind::Timeout));
             if let Some(c) = slot {
@@ -479,7 +530,7 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
         let started = Instant::now();
         let planned_ns = sh.offset_ns(started);
         let mut fl = flags::SENT;
-        let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl))
+        let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, true))
             .await
             .unwrap_or(Err(FailureKind::Timeout));
         let connect_failed = matches!(r, Err(FailureKind::ConnectRefused | FailureKind::ConnectError));
@@ -563,7 +614,7 @@ impl Load {
             loops_ended_ns: AtomicU64::new(0),
         });
         // Reachability first, with a clear message, instead of a run full of connect failures.
-        let first = tokio::time::timeout(cfg.timeout, sh.connect())
+        let first = tokio::time::timeout(cfg.timeout, sh.connect(false))
             .await
             .map_err(|_| AttemptError { kind: FailureKind::Timeout, before_response: true })
             .and_then(|r| r)
@@ -579,7 +630,7 @@ impl Load {
             sh.counters.connections.fetch_sub(1, Ordering::Relaxed);
         }
         let mut warm_conns = vec![first];
-        let rest = futures::future::join_all((1..warm).map(|_| sh.connect())).await;
+        let rest = futures::future::join_all((1..warm).map(|_| sh.connect(false))).await;
         warm_conns.extend(rest.into_iter().flatten());
         if matches!(cfg.mode, Mode::Open(_)) {
             sh.idle.lock().unwrap().extend(warm_conns);
