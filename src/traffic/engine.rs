@@ -228,12 +228,15 @@ async fn drive<F: Future>(conn: &mut Pin<Box<HyperConn>>, done: &mut bool, fut: 
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(out);
         }
-        if !*done && conn.as_mut().poll(cx).is_ready() {
-            // The connection ended; the request now fails (or just finished): poll it once more.
-            *done = true;
-            return fut.as_mut().poll(cx);
+        if *done {
+            return Poll::Pending;
         }
-        Poll::Pending
+        if conn.as_mut().poll(cx).is_ready() {
+            *done = true;
+        }
+        // The connection wrote the request or handed over the response (or ended): go on
+        // without a round trip through the scheduler.
+        fut.as_mut().poll(cx)
     })
     .await
 }

@@ -113,3 +113,13 @@ pub fn caught(stack: &str, check: &str) {
         Outcome::Pass => panic!("harness failure: the check passed on its negative control: {}", report(&what, &v)),
     }
 }
+
+/// A check added to stack.toml without a case in the suite would silently never run on a
+/// cluster: the suite's case lists must equal stack.toml's checks and negative controls.
+pub fn assert_cases_cover(stack: &str, checks: &[&str], negatives: &[&str]) {
+    let st = Stack::find(stack).expect("shipped stack");
+    let declared: Vec<&str> = st.spec.checks.iter().map(|c| c.name.as_str()).collect();
+    let with_negative: Vec<&str> = st.spec.checks.iter().filter(|c| c.negative.is_some()).map(|c| c.name.as_str()).collect();
+    assert_eq!(declared, checks, "{stack}: the suite's cases and stack.toml's checks differ");
+    assert_eq!(with_negative, negatives, "{stack}: the suite's negative-control cases and stack.toml's differ");
+}
