@@ -146,13 +146,8 @@ mod tests {
 
     #[test]
     fn an_unschedulable_pod_is_described_with_the_scheduler_reason() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data");
-        let pod: Pod = serde_json::from_str(&std::fs::read_to_string(root.join("pod-unschedulable.json")).unwrap()).unwrap();
-        let list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("events-failedscheduling.json")).unwrap()).unwrap();
-        let events: Vec<Event> = match list.get("items") {
-            Some(items) => serde_json::from_value(items.clone()).unwrap(),
-            None => vec![serde_json::from_value(list).unwrap()],
-        };
+        let pod: Pod = crate::samples::load("pod-unschedulable.json");
+        let events: Vec<Event> = crate::samples::load_list("events-failedscheduling.json");
         let text = describe_pod(&pod, &events);
         assert!(text.contains("PodScheduled") && text.contains("Unschedulable"), "{text}");
         assert!(text.contains("FailedScheduling") && text.contains("Insufficient cpu"), "{text}");
@@ -160,8 +155,7 @@ mod tests {
 
     #[test]
     fn a_crashing_container_shows_its_last_exit() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data");
-        let pod: Pod = serde_json::from_str(&std::fs::read_to_string(root.join("pod-crashloopbackoff.json")).unwrap()).unwrap();
+        let pod: Pod = crate::samples::load("pod-crashloopbackoff.json");
         let text = describe_pod(&pod, &[]);
         assert!(text.contains("CrashLoopBackOff") && text.contains("last terminated"), "{text}");
     }

@@ -11,6 +11,8 @@ pub mod local;
 pub mod observe;
 pub mod report;
 pub mod run;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod stack;
 pub mod traffic;
 pub mod wait;

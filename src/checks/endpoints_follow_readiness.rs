@@ -335,7 +335,7 @@ mod tests {
     use crate::checks::Outcome as Verdicts;
     use crate::checks::rollout_zero_5xx::tests::{T0, entry, rec};
     use crate::observe::slice_changes;
-    use crate::wait::samples::load;
+    use crate::samples::load;
     use k8s_openapi::api::discovery::v1::EndpointSlice;
 
     const BROKEN: &str = "web-57d8bfc944-zxbcc";

@@ -319,10 +319,7 @@ mod tests {
     use crate::observe::hpa_changes;
     use crate::traffic::{FailureKind, Outcome as Req, Record};
 
-    fn sample(name: &str) -> serde_json::Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use crate::samples::value as sample;
 
     /// The captured HPA `busy` (min 1, max 3) at `current` replicas — derived by setting
     /// current/desired; the settled capture itself is the 3/3 state.

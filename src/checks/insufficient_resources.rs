@@ -201,10 +201,7 @@ mod tests {
     use k8s_openapi::api::core::v1::{Event, Pod};
     use kube::runtime::watcher;
 
-    fn sample(name: &str) -> serde_json::Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use crate::samples::value as sample;
 
     fn fill<K: kube::Resource + Clone>(cache: &mut Cache<K>, objects: Vec<K>) {
         cache.apply(watcher::Event::Init);

@@ -499,10 +499,7 @@ mod tests {
     use crate::observe::pod_changes;
     use crate::wait::eviction::classify_eviction;
 
-    fn sample(name: &str) -> serde_json::Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use crate::samples::value as sample;
 
     const T0: u64 = 1_795_000_000_000;
 

@@ -216,7 +216,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
 mod tests {
     use super::*;
     use crate::checks::Outcome;
-    use crate::wait::samples::{load, load_list};
+    use crate::samples::{load, load_list};
 
     fn answers(version: &str, backends: &[&str]) -> Vec<Answer> {
         (0..10).map(|i| Answer { version: Some(version.into()), ..Answer::response(200, Some(backends[i % backends.len()]), "ok") }).collect()

@@ -429,7 +429,7 @@ pub(super) mod tests {
     use super::*;
     use crate::observe::pod_changes;
     use crate::traffic::{FailureKind, Outcome, flags};
-    use crate::wait::samples::load;
+    use crate::samples::load;
     use k8s_openapi::api::core::v1::Pod;
 
     pub const T0: u64 = 1_700_000_000_000;

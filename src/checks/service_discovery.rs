@@ -269,7 +269,7 @@ waiting for MySQL database 'myblog' at mysqldb:3306: (2005, \"Unknown server hos
     /// statuses added in code (one finished, one still running, as myblog's migrate waits).
     #[test]
     fn the_container_holding_a_pod_up_is_the_first_unfinished_init_container() {
-        let mut pod: Pod = crate::wait::samples::load("pod-crashloopbackoff.json");
+        let mut pod: Pod = crate::samples::load("pod-crashloopbackoff.json");
         let app_containers: Vec<String> = pod.status.as_ref().unwrap().container_statuses.iter().flatten().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
         assert!(!app_containers.is_empty(), "the sample has a container that is not ready");
         assert_eq!(blocking_containers(&pod), app_containers, "no init containers: the unready app containers");

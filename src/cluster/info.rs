@@ -92,10 +92,7 @@ fn node_info(node: &Node) -> NodeInfo {
 mod tests {
     use super::*;
 
-    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-    }
+    use crate::samples::load as sample;
 
     #[test]
     fn a_cordoned_node_from_a_1_24_cluster() {

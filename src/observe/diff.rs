@@ -135,10 +135,7 @@ pub fn event_line(e: &Event) -> (String, String) {
 mod tests {
     use super::*;
 
-    fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use crate::samples::load as sample;
 
     #[test]
     fn a_terminating_pod_is_a_line_once() {

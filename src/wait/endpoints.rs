@@ -206,7 +206,7 @@ pub fn pod_endpoint_ready<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, value};
+    use crate::samples::{from_value, load, value};
 
     const ZXBCC: &str = "web-57d8bfc944-zxbcc";
     const T4S7F: &str = "web-57d8bfc944-t4s7f";

@@ -37,8 +37,7 @@ pub fn is_about(e: &Event, kind: &str, name: &str, uid: Option<&str>) -> bool {
     }
 }
 
-/// The most recent event about the object, optionally only with the given reason. Ties (events
-/// within the same second) go to the higher resourceVersion, i.e. the one written last.
+/// The most recent event about the object, optionally only with the given reason.
 pub fn latest_about<'a>(
     events: &'a [Event],
     kind: &str,
@@ -50,14 +49,14 @@ pub fn latest_about<'a>(
         .iter()
         .filter(|e| is_about(e, kind, name, uid))
         .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))
-        .max_by_key(|e| {
-            let rv = e
-                .metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse::<u64>().ok());
-            (event_time(e), rv)
-        })
+        .max_by_key(|e| recency(e))
+}
+
+/// Orders events by time; ties (events within the same second) go to the higher
+/// resourceVersion, i.e. the one written last.
+fn recency(e: &Event) -> (Option<Timestamp>, Option<u64>) {
+    let rv = e.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+    (event_time(e), rv)
 }
 
 /// The most recent Warning event about the object.
@@ -67,18 +66,10 @@ pub fn latest_warning_about<'a>(
     name: &str,
     uid: Option<&str>,
 ) -> Option<&'a Event> {
-    let warnings: Vec<&Event> = events
+    events
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning") && is_about(e, kind, name, uid))
-        .collect();
-    warnings.into_iter().max_by_key(|e| {
-        let rv = e
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse::<u64>().ok());
-        (event_time(e), rv)
-    })
+        .max_by_key(|e| recency(e))
 }
 
 /// "Reason: message" for a timeout or failure message.
@@ -93,7 +84,7 @@ pub fn describe(e: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::load_list;
+    use crate::samples::load_list;
 
     #[test]
     fn scheduler_event_is_found_by_event_time_alone() {

@@ -122,7 +122,7 @@ pub fn pdb_allows_disruption(pdb: &PodDisruptionBudget) -> Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, value};
+    use crate::samples::{from_value, load, value};
 
     #[test]
     fn allowed_eviction_is_a_201_status() {

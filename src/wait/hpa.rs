@@ -156,7 +156,7 @@ pub fn hpa_replicas(hpa: &HorizontalPodAutoscaler, target: ReplicaTarget) -> Pro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, value};
+    use crate::samples::{from_value, load, value};
 
     #[test]
     fn scaled_hpa_reaches_three_and_explains_scaling_limited() {

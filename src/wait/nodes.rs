@@ -57,7 +57,7 @@ pub fn node_uncordoned(node: &Node) -> Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, value};
+    use crate::samples::{from_value, load, value};
 
     #[test]
     fn cordoned_node() {

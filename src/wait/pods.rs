@@ -247,7 +247,7 @@ pub fn events_of<'a>(pod: &Pod, events: &'a [Event]) -> Vec<&'a Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, load_list, value};
+    use crate::samples::{from_value, load, load_list, value};
 
     #[test]
     fn unschedulable_pod_is_diagnosed_with_the_scheduler_message() {

@@ -44,7 +44,7 @@ pub fn pvc_bound(pvc: &PersistentVolumeClaim, events: &[Event]) -> Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, load_list, value};
+    use crate::samples::{from_value, load, load_list, value};
 
     #[test]
     fn bound_claim_is_done() {

@@ -237,7 +237,7 @@ pub fn old_replica_sets_scaled_down(d: &Deployment, rss: &[ReplicaSet]) -> Progr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, load_list, value};
+    use crate::samples::{from_value, load, load_list, value};
 
     fn deploy(name: &str) -> Deployment {
         load(name)

@@ -570,7 +570,7 @@ pub async fn node_cordoned(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::samples::{from_value, load, load_list, value};
+    use crate::samples::{from_value, load, load_list, value};
 
     fn fill<K: Resource + Clone>(cache: &mut Cache<K>, objects: Vec<K>) {
         cache.watched = true;
