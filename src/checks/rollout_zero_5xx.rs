@@ -10,7 +10,6 @@
 //! The update-under-load flow and the pieces it is judged with are shared with
 //! `stale-dns-proxy`, which runs the same update behind a proxy.
 
-use super::actions::selector_of;
 use super::context::CheckContext;
 use super::timeline::{describe, failure_clusters};
 use super::verdict::{FailureCluster, Phase, Verdict};
@@ -74,17 +73,8 @@ impl Workload {
     }
 
     pub(super) fn find(stack: &Stack, name: &str) -> Result<Workload> {
-        let (kind, labels) = if let Some(d) = stack.deployment(name) {
-            ("Deployment", d.spec.as_ref().and_then(|s| s.selector.match_labels.clone()))
-        } else if let Some(s) = stack.stateful_set(name) {
-            ("StatefulSet", s.spec.as_ref().and_then(|s| s.selector.match_labels.clone()))
-        } else {
-            bail!("stack {}: no Deployment or StatefulSet named {name:?}", stack.name());
-        };
-        let labels = labels
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| anyhow!("stack {}: {kind} {name} has no selector.matchLabels to find its Pods by", stack.name()))?;
-        Ok(Workload { kind, name: name.to_string(), selector: selector_of(&labels) })
+        let (kind, selector) = super::actions::workload_selector(stack, name)?;
+        Ok(Workload { kind, name: name.to_string(), selector })
     }
 
     pub(super) fn label(&self) -> String {
