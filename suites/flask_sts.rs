@@ -9,8 +9,9 @@
 //! ConfigMap's server block as the image's entrypoint renders it. Only in-Pod addresses are
 //! rewritten.
 
-#[path = "support/pod.rs"]
-mod pod;
+mod support;
+
+use support::pod;
 
 use anyhow::{Context, Result, bail};
 use seaworthy::stack::Stack;
@@ -505,36 +506,8 @@ mod local {
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "flask-sts";
-
-    #[rstest]
-    #[case::endpoints_follow_readiness("endpoints-follow-readiness")]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[case::persistence("persistence")]
-    #[case::stale_dns_proxy("stale-dns-proxy")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[rstest]
-    #[case::endpoints_follow_readiness("endpoints-follow-readiness")]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[case::persistence("persistence")]
-    #[case::stale_dns_proxy("stale-dns-proxy")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn catches_its_negative_control(#[case] check: &str) {
-        super::cluster_support::caught(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["endpoints-follow-readiness", "rollout-zero-5xx", "persistence", "stale-dns-proxy"], &["endpoints-follow-readiness", "rollout-zero-5xx", "persistence", "stale-dns-proxy"]);
-    }
+support::cluster::on_cluster! {
+    stack: "flask-sts",
+    checks: [endpoints_follow_readiness: "endpoints-follow-readiness", rollout_zero_fivexx: "rollout-zero-5xx", persistence: "persistence", stale_dns_proxy: "stale-dns-proxy"],
+    negatives: [endpoints_follow_readiness: "endpoints-follow-readiness", rollout_zero_fivexx: "rollout-zero-5xx", persistence: "persistence", stale_dns_proxy: "stale-dns-proxy"],
 }

@@ -5,6 +5,8 @@ use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
 fn seaworthy(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_seaworthy")).args(args).output().expect("running seaworthy");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -13,19 +15,6 @@ fn seaworthy(args: &[&str]) -> (i32, String) {
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of the phpdemo fixture to break. The folder keeps the stack's name (stack.toml's
@@ -39,7 +28,7 @@ impl Copy {
     fn new() -> Copy {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("phpdemo");
-        copy_dir(&fixtures().join("phpdemo"), &dir);
+        support::fs::copy_dir(&fixtures().join("phpdemo"), &dir).unwrap();
         Copy { _tmp: tmp, dir }
     }
 

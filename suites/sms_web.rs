@@ -6,8 +6,9 @@
 //! and beat containers with their commands and env from the manifests (dumb-init, Debian's
 //! gunicorn and celery), only the redis address and in-Pod paths rewritten.
 
-#[path = "support/pod.rs"]
-mod pod;
+mod support;
+
+use support::pod;
 
 use anyhow::{Context, Result, ensure};
 use seaworthy::stack::Stack;
@@ -82,19 +83,6 @@ mod manifests {
         Ok(())
     }
 
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            if e.file_type()?.is_dir() {
-                copy_dir(&e.path(), &to.join(e.file_name()))?;
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name()))?;
-            }
-        }
-        Ok(())
-    }
-
     /// The seed's pitfall: `value: true` is not a string, and Kubernetes refuses the object. The
     /// loader refuses it before any cluster does, naming the field.
     #[test]
@@ -105,7 +93,7 @@ mod manifests {
 
         let tmp = tempfile::tempdir()?;
         let copy = tmp.path().join("sms-web");
-        copy_dir(&s.dir, &copy)?;
+        support::fs::copy_dir(&s.dir, &copy)?;
         let worker = copy.join("manifests/sms-celery.yaml");
         let text = std::fs::read_to_string(&worker)?;
         std::fs::write(&worker, seaworthy::local::rewrite(&text, &[("value: 'true'", "value: true")])?)?;
@@ -360,23 +348,8 @@ mod local {
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "sms-web";
-
-    #[rstest]
-    #[case::insufficient_resources("insufficient-resources")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["insufficient-resources"], &[]);
-    }
+support::cluster::on_cluster! {
+    stack: "sms-web",
+    checks: [insufficient_resources: "insufficient-resources"],
+    negatives: [],
 }

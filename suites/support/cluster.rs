@@ -123,3 +123,43 @@ pub fn assert_cases_cover(stack: &str, checks: &[&str], negatives: &[&str]) {
     assert_eq!(declared, checks, "{stack}: the suite's cases and stack.toml's checks differ");
     assert_eq!(with_negative, negatives, "{stack}: the suite's negative-control cases and stack.toml's differ");
 }
+
+/// A suite's `on_cluster` module: `passes` for every check of `checks`, `catches_its_negative_control`
+/// for every one of `negatives`, and `cases_cover_every_check_of_stack_toml` over those same two
+/// lists, so the coverage test speaks of the very cases that run.
+#[allow(unused_macros)]
+macro_rules! on_cluster {
+    (stack: $stack:literal, checks: [$($check:ident: $check_name:literal),+ $(,)?], negatives: [$($neg:ident: $neg_name:literal),* $(,)?] $(,)?) => {
+        mod on_cluster {
+            use rstest::rstest;
+
+            const STACK: &str = $stack;
+
+            #[rstest]
+            $(#[case::$check($check_name)])+
+            #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+            fn passes(#[case] check: &str) {
+                $crate::support::cluster::good(STACK, check);
+            }
+
+            $crate::support::cluster::on_cluster!(@negatives $($neg: $neg_name),*);
+
+            #[test]
+            fn cases_cover_every_check_of_stack_toml() {
+                $crate::support::cluster::assert_cases_cover(STACK, &[$($check_name),+], &[$($neg_name),*]);
+            }
+        }
+    };
+    // An rstest function needs a case: a stack without negative controls has no such test.
+    (@negatives) => {};
+    (@negatives $($neg:ident: $neg_name:literal),+) => {
+        #[rstest]
+        $(#[case::$neg($neg_name)])+
+        #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
+        fn catches_its_negative_control(#[case] check: &str) {
+            $crate::support::cluster::caught(STACK, check);
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_cluster;

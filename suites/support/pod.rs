@@ -3,87 +3,39 @@
 //! as PID 1 of its own PID namespace, so that dumb-init behaves as in the image and everything
 //! it started dies with the guard, even the process group that dumb-init moves its child into.
 //!
-//! Shared by the flask_sts and sms_web suites (both run gunicorn under dumb-init).
+//! The flask_sts and sms_web suites run gunicorn under dumb-init this way; the PHP suites take
+//! the manifest's command apart the same way.
 
 #![allow(dead_code)]
 
+use super::http::{self, Client};
 use anyhow::{Context, Result, bail, ensure};
 use nix::sys::signal::Signal;
 use seaworthy::local::{self, Proc};
 use seaworthy::stack::Stack;
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-// ---- a minimal HTTP/1.0 client: one connection per request, as a probe or a load test makes ----
+// ---- HTTP, as the flask and sms clients send it ----
 
-pub struct Response {
-    pub status: u16,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-}
+#[allow(unused_imports)]
+pub use super::http::{Response, receive};
 
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
+const HTTP: Client = http::client("pydemo.local.com", 60);
 
-    pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {self:?}"))
-    }
-}
-
-impl std::fmt::Debug for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {} {:?}\n{}", self.status, self.headers, self.body)
-    }
-}
-
-/// Send a request and return the open connection; [`receive`] reads the answer. Split so a test
-/// can hold a request in flight while it signals the server.
+/// Send a request and return the open connection; [`receive`] reads the answer.
 pub fn send(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<TcpStream> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: pydemo.local.com\r\n").into_bytes();
-    match body {
-        Some(b) => {
-            req.extend(format!("Content-Length: {}\r\n\r\n", b.len()).bytes());
-            req.extend_from_slice(b);
-        }
-        None => req.extend(b"\r\n"),
-    }
-    s.write_all(&req)?;
-    Ok(s)
-}
-
-pub fn receive(mut s: TcpStream) -> Result<Response> {
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).context("reading the response")?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(Response { status, headers, body: body.to_string() })
+    HTTP.send(port, method, path, &[], body)
 }
 
 pub fn get(port: u16, path: &str) -> Result<Response> {
-    receive(send(port, "GET", path, None)?)
+    HTTP.get(port, path)
 }
 
 pub fn put(port: u16, path: &str, body: &[u8]) -> Result<Response> {
-    receive(send(port, "PUT", path, Some(body))?)
+    HTTP.request(port, "PUT", path, &[], Some(body))
 }
 
 /// Poll `f` until it returns Some or `timeout` passes; the error says what was seen last.
@@ -111,6 +63,14 @@ pub fn argv_of(stack: &Stack, workload: &str, container: &str) -> Result<Vec<Str
     argv.extend(c.args.clone().unwrap_or_default());
     ensure!(!argv.is_empty(), "container {workload}/{container} has no command: the local run needs the manifest's");
     Ok(argv)
+}
+
+/// The part of a command before `program` (dumb-init and its signal rewrite), after checking that
+/// what follows is what the local run starts: the local run supplies its own config paths.
+pub fn wrapper(argv: &[String], program: &str, rest: &[&str]) -> Result<Vec<String>> {
+    let at = argv.iter().position(|a| a == program).with_context(|| format!("{argv:?} does not run {program}"))?;
+    ensure!(argv[at + 1..] == *rest, "{program} runs with {:?}; the local run knows {rest:?}", &argv[at + 1..]);
+    Ok(argv[..at].to_vec())
 }
 
 /// [`local::rewrite`] over the whole argv, so a `from` that occurs in no argument is an error.
