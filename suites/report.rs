@@ -13,62 +13,14 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use seaworthy::checks::timeline::{describe, failure_clusters};
 use seaworthy::checks::{CheckResult, Outcome, Phase, Verdict};
-use seaworthy::local::{self, Nginx, Proc};
+use seaworthy::local::{self, Nginx};
 use seaworthy::observe::{event_line, now_ms, Entry, EventLog, Source};
 use seaworthy::report::{self, ClusterSummary, RunReport};
 use seaworthy::traffic::{Load, LoadConfig};
 
-const BACKEND_PY: &str = r#"
-import sys, http.server
-port, name = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, nginx's delayed ACK holds the body
-    # back ~40 ms and every latency on the timeline would be that.
-    disable_nagle_algorithm = True
-    def do_GET(self):
-        body = ("hello from %s\n" % name).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Seaworthy-Backend", name)
-        self.send_header("X-Seaworthy-Version", "v1")
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    # The default listen backlog of 5 drops SYNs when nginx opens connections in a burst, and
-    # each dropped SYN costs a 1 s retransmit: a p99.9 of 1000 ms that is not the setup's.
-    request_queue_size = 128
-S(("127.0.0.1", port), H).serve_forever()
-"#;
+mod support;
 
-fn backend(dir: &Path, name: &str) -> (Proc, u16) {
-    let script = dir.join("backend.py");
-    if !script.exists() {
-        std::fs::write(&script, BACKEND_PY).unwrap();
-    }
-    let port = local::free_port();
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(&script).arg(port.to_string()).arg(name);
-    let mut proc = Proc::spawn(name, cmd, dir).unwrap();
-    local::wait_for_server(&mut proc, port, Duration::from_secs(10)).unwrap();
-    (proc, port)
-}
-
-/// nginx in front of the backends, behaving like a Service VIP: no retry on the next upstream and
-/// no passive health marking, so a request sent to a dead backend fails instead of being hidden.
-fn proxy_conf(port: u16, upstreams: &[u16]) -> String {
-    let servers: String = upstreams.iter().map(|p| format!("  server 127.0.0.1:{p} max_fails=0;\n")).collect();
-    format!(
-        "upstream app {{\n{servers}  keepalive 16;\n}}\n\
-         server {{\n listen 127.0.0.1:{port};\n access_log off;\n keepalive_requests 1000000;\n\
-          location / {{\n  proxy_pass http://app;\n  proxy_http_version 1.1;\n  proxy_set_header Connection \"\";\n\
-            proxy_next_upstream off;\n  proxy_read_timeout 60s;\n }}\n}}\n"
-    )
-}
+use support::backends::{backend, proxy_conf};
 
 const RATE: f64 = 200.0;
 const LOAD_S: u64 = 3;
@@ -80,10 +32,10 @@ const PHASE: &str = "200 req/s through nginx to backend-a and backend-b";
 /// clock. (A clean run does not reload nginx: a graceful reload under load can reset one
 /// keep-alive request, which is the load generator's concern, not the report's.)
 async fn real_run(dir: &Path, kill: bool) -> Verdict {
-    let (_a, a_port) = backend(dir, "backend-a");
-    let (mut b, b_port) = backend(dir, "backend-b");
+    let a = backend(dir, "backend-a");
+    let mut b = backend(dir, "backend-b");
     let port = local::free_port();
-    let mut nginx = Nginx::start(dir, &proxy_conf(port, &[a_port, b_port])).unwrap();
+    let mut nginx = Nginx::start(dir, &proxy_conf(port, &[a.port, b.port])).unwrap();
     let log = EventLog::default();
 
     let cfg = LoadConfig::constant(&format!("http://127.0.0.1:{port}/"), RATE, Duration::from_secs(LOAD_S)).unwrap();
@@ -93,11 +45,11 @@ async fn real_run(dir: &Path, kill: bool) -> Verdict {
         let at = |s: f64| tokio::time::sleep(Duration::from_secs_f64(s).saturating_sub(load.elapsed()));
         at(1.0).await;
         log.push(Source::Action, "Process/backend-b", "SIGKILL backend-b (injected failure)");
-        b.signal_group(Signal::SIGKILL).unwrap();
-        assert!(b.wait_timeout(Duration::from_secs(5)).is_some(), "SIGKILL must end backend-b");
+        b.proc.signal_group(Signal::SIGKILL).unwrap();
+        assert!(b.proc.wait_timeout(Duration::from_secs(5)).is_some(), "SIGKILL must end backend-b");
         at(2.0).await;
         log.push(Source::Action, "Upstream/app", "backend-b removed from the nginx upstream (reload)");
-        tokio::task::block_in_place(|| nginx.reload(&proxy_conf(port, &[a_port]))).unwrap();
+        tokio::task::block_in_place(|| nginx.reload(&proxy_conf(port, &[a.port]))).unwrap();
     }
     let rep = load.finish().await;
 

@@ -7,16 +7,19 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use clap::Parser;
 use nix::sys::signal::Signal;
-use seaworthy::local::{self, Nginx, Proc};
+use seaworthy::local::{self, Nginx};
 use seaworthy::traffic::cli::{run_cli, LoadArgs};
 use seaworthy::traffic::{FailureKind, Load, LoadConfig, Outcome, Record, Report, Schedule, Summary};
+
+mod support;
+
+use support::backends::{backend, proxy_conf};
 
 /// The tests measure schedules in microseconds; running them one at a time keeps one test's
 /// servers from stealing the other's CPU on a 2-core machine.
@@ -38,65 +41,6 @@ fn static_nginx(dir: &Path) -> (Nginx, String) {
         dir.display()
     );
     (Nginx::start(dir, &conf).unwrap(), format!("http://127.0.0.1:{port}/index.html"))
-}
-
-/// A real HTTP/1.1 keep-alive server (Debian's Python) that names itself the way the fixture
-/// apps do.
-const BACKEND_PY: &str = r#"
-import sys, http.server
-port, name = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without this, Nagle holds the body until nginx's
-    # delayed ACK (40 ms).
-    disable_nagle_algorithm = True
-    def do_GET(self):
-        body = ("hello from %s\n" % name).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Seaworthy-Backend", name)
-        self.send_header("X-Seaworthy-Version", "v1")
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    # The default backlog of 5 drops nginx's SYNs in a burst: a 1 s retransmit, not a failure.
-    request_queue_size = 128
-S(("127.0.0.1", port), H).serve_forever()
-"#;
-
-struct Backend {
-    name: String,
-    port: u16,
-    proc: Proc,
-}
-
-fn backend(dir: &Path, name: &str) -> Backend {
-    let script = dir.join("backend.py");
-    if !script.exists() {
-        std::fs::write(&script, BACKEND_PY).unwrap();
-    }
-    let port = local::free_port();
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(&script).arg(port.to_string()).arg(name);
-    let mut proc = Proc::spawn(name, cmd, dir).unwrap();
-    local::wait_for_server(&mut proc, port, Duration::from_secs(10)).unwrap();
-    Backend { name: name.to_string(), port, proc }
-}
-
-/// nginx in front of `ports`. No retry on the next upstream and no passive health marking: like a
-/// Service VIP, a request that reaches a dead backend fails instead of being hidden by nginx.
-fn proxy_conf(port: u16, upstreams: &[u16]) -> String {
-    let servers: String = upstreams.iter().map(|p| format!("  server 127.0.0.1:{p} max_fails=0;\n")).collect();
-    format!(
-        "upstream app {{\n{servers}  keepalive 16;\n}}\n\
-         server {{\n listen 127.0.0.1:{port};\n access_log off;\n keepalive_requests 1000000;\n\
-          location / {{\n  proxy_pass http://app;\n  proxy_http_version 1.1;\n  proxy_set_header Connection \"\";\n\
-            proxy_next_upstream off;\n  proxy_read_timeout 60s;\n }}\n}}\n"
-    )
 }
 
 fn failures(rep: &Report) -> Vec<Record> {
