@@ -10,6 +10,8 @@
 //! a redis "Pod", an emptyDir's does not.
 //! `manifests` checks the wiring the cluster checks rely on.
 
+mod support;
+
 mod manifests {
     use seaworthy::stack::Stack;
     use std::collections::BTreeMap;
@@ -55,85 +57,37 @@ mod manifests {
 }
 
 mod local {
+    use crate::support::http::{self, Client, Response};
+    use crate::support::{php, pod};
     use anyhow::{Context, Result, ensure};
     use nix::sys::signal::Signal;
     use seaworthy::local::{self, Nginx, Proc};
     use seaworthy::stack::Stack;
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
+    use std::collections::BTreeSet;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
+    const HTTP: Client = http::client("localhost", 30);
 
-    // ---- a minimal HTTP/1.0 client: one connection per request ----
-
-    struct Response {
-        status: u16,
-        headers: BTreeMap<String, String>,
-        body: String,
+    fn get(port: u16, path: &str) -> Result<Response> {
+        HTTP.get(port, path)
     }
 
-    impl Response {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-        }
-
+    trait Count {
         /// N of "visited N times".
+        fn count(&self) -> Option<u64>;
+    }
+
+    impl Count for Response {
         fn count(&self) -> Option<u64> {
             let (_, rest) = self.body.split_once("visited ")?;
             rest.split_once(" times")?.0.parse().ok()
         }
     }
 
-    impl std::fmt::Debug for Response {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "HTTP {} {:?}\n{}", self.status, self.headers, self.body)
-        }
-    }
-
-    fn get(port: u16, path: &str) -> Result<Response> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).context("reading the response")?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("bad status line {status_line:?}"))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Ok(Response { status, headers, body: body.to_string() })
-    }
-
     // ---- the stack, on loopback ----
-
-    fn command_of(stack: &Stack, workload: &str, container: &str) -> Result<Vec<String>> {
-        let c = stack.container(workload, container)?;
-        let mut argv = c.command.clone().unwrap_or_default();
-        argv.extend(c.args.clone().unwrap_or_default());
-        ensure!(!argv.is_empty(), "{workload}/{container} has no command: the local run needs the manifest's");
-        Ok(argv)
-    }
-
-    /// The part of a command before `program` (dumb-init and its signal rewrite), after checking
-    /// that what follows is what the local run starts.
-    fn wrapper(argv: &[String], program: &str, rest: &[&str]) -> Result<Vec<String>> {
-        let at = argv.iter().position(|a| a == program).with_context(|| format!("{argv:?} does not run {program}"))?;
-        ensure!(argv[at + 1..] == *rest, "{program} runs with {:?}; the local run knows {rest:?}", &argv[at + 1..]);
-        Ok(argv[..at].to_vec())
-    }
 
     /// The only port of a Service.
     fn service_port(stack: &Stack, name: &str) -> Result<i32> {
@@ -183,8 +137,8 @@ mod local {
                     ("/tmp/seaworthy-unready", &tmp.path().join("seaworthy-unready").display().to_string()),
                 ],
             )?;
-            let argv = command_of(&stack, "counter-nginx", "nginx")?;
-            let wrap = wrapper(&argv, "nginx", &["-g", "daemon off;"])?;
+            let argv = pod::argv_of(&stack, "counter-nginx", "nginx")?;
+            let wrap = pod::wrapper(&argv, "nginx", &["-g", "daemon off;"])?;
             let nginx = Nginx::start_under(&tmp.path().join("nginx"), &conf, &wrap)?;
             Ok(Counter { stack, tmp, redis, redis_port, redis_starts: 1, apps, app_ports, app_starts: 1, nginx, port })
         }
@@ -230,18 +184,12 @@ mod local {
     fn start_apps(stack: &Stack, root: &Path, app_ports: &[u16], redis_port: u16, generation: u32) -> Result<Vec<Proc>> {
         let context = stack.dir.join("app/counter-app");
         let dockerfile = std::fs::read_to_string(context.join("Dockerfile"))?;
-        ensure!(
-            dockerfile.contains("COPY php-fpm.conf /etc/php/8.2/fpm/php-fpm.conf")
-                && dockerfile.contains("COPY www.conf /etc/php/8.2/fpm/pool.d/www.conf")
-                && dockerfile.contains("ENV SEAWORTHY_VERSION=${VERSION}"),
-            "app/counter-app/Dockerfile changed how it installs php-fpm's config or the version; update the local run"
-        );
+        ensure!(dockerfile.contains("ENV SEAWORTHY_VERSION=${VERSION}"), "app/counter-app/Dockerfile changed how it sets the version; update the local run");
         let image = stack.container("counter-app", "counter-app")?.image.clone().unwrap_or_default();
         let version = image.strip_prefix("counter-app:").with_context(|| format!("image {image}"))?.to_string();
-        let argv = command_of(stack, "counter-app", "counter-app")?;
-        let wrap = wrapper(&argv, "php-fpm8.2", &["-F"])?;
-        let pod_name = stack.container("counter-app", "counter-app")?.env.iter().flatten().find(|e| e.name == "POD_NAME").and_then(|e| e.value_from.clone());
-        ensure!(pod_name.and_then(|f| f.field_ref).is_some_and(|f| f.field_path == "metadata.name"), "POD_NAME is not the downward API's metadata.name");
+        let argv = pod::argv_of(stack, "counter-app", "counter-app")?;
+        let wrap = pod::wrapper(&argv, "php-fpm8.2", &["-F"])?;
+        pod::ensure_field_ref(stack, "counter-app", "counter-app", "POD_NAME", "metadata.name")?;
 
         // Cluster DNS, locally: the Service named by REDIS_HOST is the local redis.
         let redis_svc_port = service_port(stack, "counter-redis")?.to_string();
@@ -259,21 +207,10 @@ mod local {
         let mut apps = Vec::new();
         for (i, port) in app_ports.iter().enumerate() {
             let dir = root.join(format!("app-{i}-{generation}"));
-            std::fs::create_dir_all(dir.join("pool.d"))?;
-            let pool = local::rewrite(&std::fs::read_to_string(context.join("www.conf"))?, &[("listen = 9000", &format!("listen = 127.0.0.1:{port}"))])?;
-            std::fs::write(dir.join("pool.d/www.conf"), pool)?;
-            let global = local::rewrite(
-                &std::fs::read_to_string(context.join("php-fpm.conf"))?,
-                &[("include = /etc/php/8.2/fpm/pool.d/*.conf", &format!("include = {}/pool.d/*.conf", dir.display()))],
-            )?;
-            std::fs::write(dir.join("php-fpm.conf"), global)?;
-            let (program, args) = wrap.split_first().context("php-fpm runs without dumb-init")?;
-            let mut cmd = Command::new(program);
-            cmd.args(args).arg(PHP_FPM).arg("-F").arg("-y").arg(dir.join("php-fpm.conf"));
+            let conf = php::image_config(&context, &dir, "listen = 9000", *port)?;
+            let mut cmd = php::command(&wrap, &conf)?;
             cmd.envs(env.iter().cloned()).env("POD_NAME", backend_name(i));
-            let mut proc = Proc::spawn(&format!("php-fpm-{i}"), cmd, &dir)?;
-            local::wait_for_server(&mut proc, *port, Duration::from_secs(10))?;
-            apps.push(proc);
+            apps.push(php::start(&format!("php-fpm-{i}"), cmd, &dir, *port)?);
         }
         Ok(apps)
     }
@@ -292,7 +229,7 @@ mod local {
     /// redis as the manifest runs it: its command, the ConfigMap's redis.conf, and `dir` on the
     /// volume mounted there, which lives as long as that volume does.
     fn start_redis(stack: &Stack, root: &Path, port: u16, pod: u32) -> Result<Proc> {
-        let argv = command_of(stack, "counter-redis", "redis")?;
+        let argv = pod::argv_of(stack, "counter-redis", "redis")?;
         ensure!(argv.len() == 2 && argv[0] == "redis-server", "redis runs {argv:?}; the local run knows `redis-server <conf>`");
         let conf = stack.mounted_file("counter-redis", "redis", &argv[1])?.text();
         let data_dir = conf.lines().find_map(|l| l.trim().strip_prefix("dir ")).context("redis.conf sets no dir")?.to_string();
@@ -447,32 +384,8 @@ mod local {
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "counter";
-
-    #[rstest]
-    #[case::persistence("persistence")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[rstest]
-    #[case::persistence("persistence")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn catches_its_negative_control(#[case] check: &str) {
-        super::cluster_support::caught(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["persistence", "service-discovery"], &["persistence", "service-discovery"]);
-    }
+support::cluster::on_cluster! {
+    stack: "counter",
+    checks: [persistence: "persistence", service_discovery: "service-discovery"],
+    negatives: [persistence: "persistence", service_discovery: "service-discovery"],
 }
