@@ -7,6 +7,8 @@
 //! both under the manifest's dumb-init command. Only in-Pod addresses and paths are rewritten.
 //! `manifests` covers what no local run can show (preStop) for the cluster checks.
 
+mod support;
+
 mod manifests {
     use seaworthy::stack::Stack;
 
@@ -51,75 +53,31 @@ mod manifests {
 }
 
 mod local {
+    use crate::support::http::{self, Client, Response};
+    use crate::support::{fs, php, pod};
     use anyhow::{Context, Result, ensure};
-    use nix::sys::signal::Signal;
     use seaworthy::local::{self, Nginx, Proc};
     use seaworthy::stack::Stack;
-    use std::collections::BTreeMap;
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::Command;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     /// The local stand-in of the downward API's `metadata.name`.
     const POD_NAME: &str = "phpdemo-5d7f9c8b6-local";
-    const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
 
-    // ---- a minimal HTTP/1.0 client: one connection per request ----
-
-    struct Response {
-        status: u16,
-        headers: BTreeMap<String, String>,
-        body: String,
-    }
-
-    impl Response {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-        }
-    }
-
-    impl std::fmt::Debug for Response {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "HTTP {} {:?}\n{}", self.status, self.headers, self.body)
-        }
-    }
+    const HTTP: Client = http::client("phpdemo.local.com", 30);
 
     fn get(port: u16, path: &str) -> Result<Response> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: phpdemo.local.com\r\n\r\n").as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).context("reading the response")?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("bad status line {status_line:?}"))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Ok(Response { status, headers, body: body.to_string() })
+        HTTP.get(port, path)
     }
 
     // ---- the Pod, on loopback ----
 
-    /// The part of a container's command before `program` (dumb-init and its signal rewrite), and
-    /// a check that what follows is what the local run starts.
+    /// The part of a container's command before `program`, and a check that what follows is what
+    /// the local run starts.
     fn wrapper(stack: &Stack, container: &str, program: &str, rest: &[&str]) -> Result<Vec<String>> {
-        let c = stack.container("phpdemo", container)?;
-        let mut argv = c.command.clone().unwrap_or_default();
-        argv.extend(c.args.clone().unwrap_or_default());
-        let at = argv.iter().position(|a| a == program).with_context(|| format!("container {container} does not run {program}: {argv:?}"))?;
-        ensure!(argv[at + 1..] == *rest, "container {container} runs {program} with {:?}; the local run knows {rest:?}", &argv[at + 1..]);
-        Ok(argv[..at].to_vec())
+        pod::wrapper(&pod::argv_of(stack, "phpdemo", container)?, program, rest)
     }
 
     /// The code image of `version`, as its Dockerfile builds it: the sources plus VERSION.
@@ -131,22 +89,9 @@ mod local {
             "app/code/Dockerfile no longer copies src/ to /src and writes /src/VERSION; update the local build"
         );
         let src = root.join("src");
-        copy_dir(&context.join("src"), &src)?;
+        fs::copy_dir(&context.join("src"), &src)?;
         std::fs::write(src.join("VERSION"), format!("{version}\n"))?;
         Ok(src)
-    }
-
-    fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                copy_dir(&entry.path(), &to.join(entry.file_name()))?;
-            } else {
-                std::fs::copy(entry.path(), to.join(entry.file_name()))?;
-            }
-        }
-        Ok(())
     }
 
     struct Pod {
@@ -201,12 +146,7 @@ mod local {
             let fpm = start_php_fpm(stack, tmp.path(), fpm_port)?;
 
             // nginx: the ConfigMap's server blocks, as Debian's nginx.conf includes them from conf.d.
-            let conf: String = stack
-                .mounted_files("phpdemo", "nginx")?
-                .iter()
-                .filter(|f| f.path.parent() == Some(Path::new("/etc/nginx/conf.d")) && f.path.extension().is_some_and(|e| e == "conf"))
-                .map(|f| f.text())
-                .collect();
+            let conf = php::nginx_conf_d(stack, "phpdemo")?;
             let port = local::free_port();
             let conf = local::rewrite(
                 &conf,
@@ -225,58 +165,28 @@ mod local {
             self.tmp.path().join("seaworthy-unready")
         }
 
-        /// The kubelet's stop after preStop: SIGTERM to PID 1 of both containers at once.
-        fn sigterm(&self) -> Result<()> {
-            self.fpm.signal(Signal::SIGTERM)?;
-            self.nginx.proc.signal(Signal::SIGTERM)
-        }
-
         fn wait_stopped(&mut self, timeout: Duration) -> Result<()> {
-            ensure!(self.fpm.wait_timeout(timeout).is_some(), "php-fpm still runs {timeout:?} after SIGTERM:\n{}", self.fpm.log());
-            ensure!(self.nginx.proc.wait_timeout(timeout).is_some(), "nginx still runs {timeout:?} after SIGTERM:\n{}", self.nginx.error_log());
-            Ok(())
+            php::wait_stopped(&mut self.fpm, &mut self.nginx, timeout)
         }
 
         fn logs(&self) -> String {
-            format!("php-fpm:\n{}\nnginx:\n{}", self.fpm.log(), self.nginx.error_log())
+            php::logs(&self.fpm, &self.nginx)
         }
     }
 
     /// php-fpm as the image runs it: the Dockerfile's php-fpm.conf and pool, under the container's
     /// command wrapper, with the container's env. Only the listen address and include path change.
     fn start_php_fpm(stack: &Stack, dir: &Path, port: u16) -> Result<Proc> {
-        let context = stack.dir.join("app/php-fpm");
-        let dockerfile = std::fs::read_to_string(context.join("Dockerfile"))?;
-        ensure!(
-            dockerfile.contains("COPY php-fpm.conf /etc/php/8.2/fpm/php-fpm.conf")
-                && dockerfile.contains("COPY www.conf /etc/php/8.2/fpm/pool.d/www.conf"),
-            "app/php-fpm/Dockerfile no longer installs php-fpm.conf and www.conf where the local run expects"
-        );
-        let fpm_dir = dir.join("php-fpm");
-        std::fs::create_dir_all(fpm_dir.join("pool.d"))?;
-        let pool = local::rewrite(&std::fs::read_to_string(context.join("www.conf"))?, &[("listen = 127.0.0.1:9000", &format!("listen = 127.0.0.1:{port}"))])?;
-        std::fs::write(fpm_dir.join("pool.d/www.conf"), pool)?;
-        let global = local::rewrite(
-            &std::fs::read_to_string(context.join("php-fpm.conf"))?,
-            &[("include = /etc/php/8.2/fpm/pool.d/*.conf", &format!("include = {}/pool.d/*.conf", fpm_dir.display()))],
-        )?;
-        std::fs::write(fpm_dir.join("php-fpm.conf"), global)?;
-
+        let conf = php::image_config(&stack.dir.join("app/php-fpm"), &dir.join("php-fpm"), "listen = 127.0.0.1:9000", port)?;
         let mut env = stack.container_env("phpdemo", "php-fpm")?;
-        let c = stack.container("phpdemo", "php-fpm")?;
-        let pod_name = c.env.iter().flatten().find(|e| e.name == "POD_NAME").and_then(|e| e.value_from.as_ref()).and_then(|f| f.field_ref.as_ref());
-        ensure!(pod_name.is_some_and(|f| f.field_path == "metadata.name"), "php-fpm gets no POD_NAME from metadata.name");
+        pod::ensure_field_ref(stack, "phpdemo", "php-fpm", "POD_NAME", "metadata.name")?;
         env.push(("POD_NAME".into(), POD_NAME.into()));
         // Parallel tests share /tmp: each Pod gets its own readiness file.
         env.push(("SEAWORTHY_UNREADY_FILE".into(), dir.join("seaworthy-unready").display().to_string()));
 
-        let wrap = wrapper(stack, "php-fpm", "php-fpm8.2", &["-F"])?;
-        let (program, args) = wrap.split_first().context("php-fpm runs without dumb-init")?;
-        let mut cmd = Command::new(program);
-        cmd.args(args).arg(PHP_FPM).arg("-F").arg("-y").arg(fpm_dir.join("php-fpm.conf")).envs(env);
-        let mut proc = Proc::spawn("php-fpm", cmd, dir)?;
-        local::wait_for_server(&mut proc, port, Duration::from_secs(10))?;
-        Ok(proc)
+        let mut cmd = php::command(&wrapper(stack, "php-fpm", "php-fpm8.2", &["-F"])?, &conf)?;
+        cmd.envs(env);
+        php::start("php-fpm", cmd, dir, port)
     }
 
     fn params(stack: &Stack, check: &str) -> toml::Table {
@@ -361,23 +271,16 @@ mod local {
         assert_eq!(get(pod.port, &path).unwrap().status, 200);
     }
 
-    /// Start a request that php-fpm holds for `secs`, then SIGTERM both containers once it is
-    /// surely in a worker. Returns the request's outcome and how long it took.
-    fn in_flight_across_sigterm(pod: &mut Pod, secs: u64) -> (Result<Response>, Duration) {
-        let port = pod.port;
-        let started = Instant::now();
-        let request = std::thread::spawn(move || get(port, &format!("/api.php?sleep={secs}")));
-        std::thread::sleep(Duration::from_millis(1000));
-        pod.sigterm().unwrap();
-        let outcome = request.join().expect("the request thread");
-        (outcome, started.elapsed())
+    /// A request that php-fpm holds for `secs`, across the SIGTERM of both containers.
+    fn in_flight_across_sigterm(pod: &Pod, secs: u64) -> (Result<Response>, Duration) {
+        php::in_flight_across_sigterm(&HTTP, pod.port, &format!("/api.php?sleep={secs}"), &pod.fpm, &pod.nginx)
     }
 
     #[test]
     fn graceful_sigterm_finishes_the_request_in_flight() {
         let stack = Stack::find("phpdemo").unwrap();
         let mut pod = Pod::start(&stack, "v1").unwrap();
-        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4);
+        let (outcome, took) = in_flight_across_sigterm(&pod, 4);
         let r = outcome.unwrap_or_else(|e| panic!("the in-flight request failed: {e:#}\n{}", pod.logs()));
         assert_eq!(r.status, 200, "{r:?}\n{}", pod.logs());
         assert_eq!(r.body, param(&stack, "config-override", "expect"));
@@ -392,46 +295,16 @@ mod local {
         let stack = Stack::find("phpdemo").unwrap();
         let bad = negative(&stack, "rollout-zero-5xx");
         let mut pod = Pod::start(&bad, "v1").unwrap();
-        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4);
-        match outcome {
-            Err(_) => {}
-            Ok(r) if r.status >= 500 => {}
-            Ok(r) => panic!("the abrupt stop still answered {r:?} after {took:?}\n{}", pod.logs()),
-        }
-        assert!(took < Duration::from_secs(4), "the request ended after {took:?}, not at the SIGTERM");
+        let (outcome, took) = in_flight_across_sigterm(&pod, 4);
+        php::assert_cut_at_sigterm(outcome, took, Duration::from_secs(4), &pod.logs());
         pod.wait_stopped(Duration::from_secs(5)).unwrap();
     }
 }
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "phpdemo";
-
-    #[rstest]
-    #[case::config_override("config-override")]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[case::rollout_undo("rollout-undo")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[rstest]
-    #[case::config_override("config-override")]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn catches_its_negative_control(#[case] check: &str) {
-        super::cluster_support::caught(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["config-override", "rollout-zero-5xx", "rollout-undo"], &["config-override", "rollout-zero-5xx"]);
-    }
+support::cluster::on_cluster! {
+    stack: "phpdemo",
+    checks: [config_override: "config-override", rollout_zero_fivexx: "rollout-zero-5xx", rollout_undo: "rollout-undo"],
+    negatives: [config_override: "config-override", rollout_zero_fivexx: "rollout-zero-5xx"],
 }
