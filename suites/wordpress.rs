@@ -8,6 +8,8 @@
 //! file, both under the manifest's dumb-init command, MariaDB set up as the image's entrypoint does.
 //! Only in-Pod addresses and paths are rewritten.
 
+mod support;
+
 use seaworthy::stack::Stack;
 
 const STACK: &str = "wordpress";
@@ -193,94 +195,26 @@ mod manifests {
 
 mod local {
     use super::*;
+    use crate::support::http::{self, Client, Response};
+    use crate::support::{php, pod};
     use anyhow::{Context, Result, ensure};
     use nix::sys::signal::Signal;
     use seaworthy::local::{self, MariaDb, Nginx, Proc};
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::Command;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     /// What the downward API would put into POD_NAME.
     const POD_NAME: &str = "wordpress-5f8d9c7b6-x7k2p";
-    const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
     /// The MySQL Service as WordPress's env names it.
     const DB_SERVICE: &str = "wordpress-mysql:3306";
 
-    // ---- HTTP/1.0, one connection per request; headers kept in order (several Set-Cookie) ----
-
-    struct Response {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
-    }
-
-    impl Response {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-        }
-
-        /// `name=value` of every cookie set.
-        fn cookies(&self) -> Vec<String> {
-            self.headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-                .filter_map(|(_, v)| v.split(';').next().map(|c| c.trim().to_string()))
-                .collect()
-        }
-
-        fn json(&self) -> Result<serde_json::Value> {
-            serde_json::from_str(&self.body).with_context(|| format!("not JSON: {self:?}"))
-        }
-    }
-
-    impl std::fmt::Debug for Response {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            let body: String = self.body.chars().take(2000).collect();
-            write!(f, "HTTP {} {:?}\n{body}", self.status, self.headers)
-        }
-    }
-
-    fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<TcpStream> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        // As through the Ingress: its host, which WordPress then uses in its links.
-        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: wordpress.local.com\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let mut bytes = req.into_bytes();
-        match body {
-            Some(b) => {
-                bytes.extend(format!("Content-Length: {}\r\n\r\n", b.len()).bytes());
-                bytes.extend_from_slice(b);
-            }
-            None => bytes.extend(b"\r\n"),
-        }
-        s.write_all(&bytes)?;
-        Ok(s)
-    }
-
-    fn receive(mut s: TcpStream) -> Result<Response> {
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).context("reading the response")?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("bad status line {status_line:?}"))?;
-        let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-        Ok(Response { status, headers, body: body.to_string() })
-    }
+    /// As through the Ingress: its host, which WordPress then uses in its links.
+    const HTTP: Client = http::client("wordpress.local.com", 60);
 
     fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response> {
-        receive(send(port, method, path, headers, body)?)
+        HTTP.request(port, method, path, headers, body)
     }
 
     fn urlencode(s: &str) -> String {
@@ -337,15 +271,10 @@ mod local {
         ])
     }
 
-    /// The part of a container's command before `program` (dumb-init and its signal rewrite),
-    /// after checking that what follows is what the local run starts.
+    /// The part of a container's command before `program`, after checking that what follows is
+    /// what the local run starts.
     fn wrapper(stack: &Stack, container: &str, program: &str, rest: &[&str]) -> Result<Vec<String>> {
-        let c = stack.container("wordpress", container)?;
-        let mut argv = c.command.clone().unwrap_or_default();
-        argv.extend(c.args.clone().unwrap_or_default());
-        let at = argv.iter().position(|a| a == program).with_context(|| format!("container {container} does not run {program}: {argv:?}"))?;
-        ensure!(argv[at + 1..] == *rest, "container {container} runs {program} with {:?}; the local run knows {rest:?}", &argv[at + 1..]);
-        Ok(argv[..at].to_vec())
+        pod::wrapper(&pod::argv_of(stack, "wordpress", container)?, program, rest)
     }
 
     // ---- MySQL ----
@@ -395,14 +324,10 @@ mod local {
 
             // php-fpm's env: what the manifest gives (the Secret's password decoded), the
             // downward API's POD_NAME, and the image's ENV.
-            let c = stack.container("wordpress", "php-fpm")?;
-            let pod_name = c.env.iter().flatten().find(|e| e.name == "POD_NAME").and_then(|e| e.value_from.as_ref()).and_then(|f| f.field_ref.as_ref());
-            ensure!(pod_name.is_some_and(|f| f.field_path == "metadata.name"), "php-fpm gets no POD_NAME from metadata.name");
+            pod::ensure_field_ref(stack, "wordpress", "php-fpm", "POD_NAME", "metadata.name")?;
             let mut env = stack.container_env("wordpress", "php-fpm")?;
             if !services.is_empty() {
-                let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
-                let rewritten: Vec<String> = serde_json::from_str(&local::rewrite(&serde_json::to_string(&values)?, services)?)?;
-                env = env.iter().map(|(k, _)| k.clone()).zip(rewritten).collect();
+                env = pod::rewrite_env(&env, services)?;
             }
             fpm_env.extend(env);
             fpm_env.push(("POD_NAME".into(), POD_NAME.into()));
@@ -411,12 +336,7 @@ mod local {
             let fpm = start_php_fpm(stack, tmp.path(), &fpm_env, fpm_port)?;
 
             // nginx: the ConfigMap's server block, as Debian's nginx.conf includes conf.d/*.conf.
-            let conf: String = stack
-                .mounted_files("wordpress", "nginx")?
-                .iter()
-                .filter(|f| f.path.parent() == Some(Path::new("/etc/nginx/conf.d")) && f.path.extension().is_some_and(|e| e == "conf"))
-                .map(|f| f.text())
-                .collect();
+            let conf = php::nginx_conf_d(stack, "wordpress")?;
             let port = local::free_port();
             let conf = local::rewrite(
                 &conf,
@@ -442,16 +362,8 @@ mod local {
             self.tmp.path().join("seaworthy-unready")
         }
 
-        /// The kubelet's stop after preStop: SIGTERM to PID 1 of both containers at once.
-        fn sigterm(&self) -> Result<()> {
-            self.fpm.signal(Signal::SIGTERM)?;
-            self.nginx.proc.signal(Signal::SIGTERM)
-        }
-
         fn wait_stopped(&mut self, timeout: Duration) -> Result<()> {
-            ensure!(self.fpm.wait_timeout(timeout).is_some(), "php-fpm still runs {timeout:?} after SIGTERM:\n{}", self.fpm.log());
-            ensure!(self.nginx.proc.wait_timeout(timeout).is_some(), "nginx still runs {timeout:?} after SIGTERM:\n{}", self.nginx.error_log());
-            Ok(())
+            php::wait_stopped(&mut self.fpm, &mut self.nginx, timeout)
         }
 
         /// The php-fpm container replaced: the old one stopped as the kubelet stops it, a new one
@@ -464,7 +376,7 @@ mod local {
         }
 
         fn logs(&self) -> String {
-            format!("php-fpm:\n{}\nnginx:\n{}", self.fpm.log(), self.nginx.error_log())
+            php::logs(&self.fpm, &self.nginx)
         }
     }
 
@@ -496,13 +408,9 @@ mod local {
             std::fs::write(pool_d.join(name), text)?;
         }
 
-        let wrap = wrapper(stack, "php-fpm", "php-fpm8.2", &["-F"])?;
-        let (program, args) = wrap.split_first().context("php-fpm runs without dumb-init")?;
-        let mut cmd = Command::new(program);
-        cmd.args(args).arg(PHP_FPM).arg("-F").arg("-y").arg(etc.join("php-fpm.conf")).env_clear().envs(env.iter().cloned());
-        let mut proc = Proc::spawn("php-fpm", cmd, dir)?;
-        local::wait_for_server(&mut proc, port, Duration::from_secs(10))?;
-        Ok(proc)
+        let mut cmd = php::command(&wrapper(stack, "php-fpm", "php-fpm8.2", &["-F"])?, &etc.join("php-fpm.conf"))?;
+        cmd.env_clear().envs(env.iter().cloned());
+        php::start("php-fpm", cmd, dir, port)
     }
 
     // ---- WordPress, driven as a person (or a check) does it ----
@@ -660,22 +568,16 @@ mod local {
         assert_eq!(r.status, 502, "{r:?}");
     }
 
-    /// Start a request that php-fpm holds for `ms`, then SIGTERM both containers once it is surely
-    /// in a worker. Returns the outcome and how long the request took.
-    fn in_flight_across_sigterm(pod: &mut Pod, ms: u64) -> (Result<Response>, Duration) {
-        let started = Instant::now();
-        let conn = send(pod.port, "GET", &format!("/seaworthy/slow?ms={ms}"), &[], None).unwrap();
-        std::thread::sleep(Duration::from_millis(1000));
-        pod.sigterm().unwrap();
-        let outcome = receive(conn);
-        (outcome, started.elapsed())
+    /// A request that php-fpm holds for `ms`, across the SIGTERM of both containers.
+    fn in_flight_across_sigterm(pod: &Pod, ms: u64) -> (Result<Response>, Duration) {
+        php::in_flight_across_sigterm(&HTTP, pod.port, &format!("/seaworthy/slow?ms={ms}"), &pod.fpm, &pod.nginx)
     }
 
     #[test]
     fn graceful_sigterm_lets_the_request_in_flight_finish() {
         let stack = stack();
         let mut pod = Pod::start(&stack, "v1", &[]).unwrap();
-        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4000);
+        let (outcome, took) = in_flight_across_sigterm(&pod, 4000);
         let r = outcome.unwrap_or_else(|e| panic!("the in-flight request failed: {e:#}\n{}", pod.logs()));
         assert_eq!(r.status, 200, "{r:?}\n{}", pod.logs());
         assert!(r.body.starts_with("slept 4"), "{r:?}");
@@ -689,51 +591,16 @@ mod local {
     fn the_abrupt_variant_cuts_the_request_in_flight() {
         let stack = stack();
         let mut pod = Pod::start(&negative(&stack, "rollout-zero-5xx"), "v1", &[]).unwrap();
-        let (outcome, took) = in_flight_across_sigterm(&mut pod, 4000);
-        match outcome {
-            Err(_) => {}
-            Ok(r) if r.status >= 500 => {}
-            Ok(r) => panic!("the abrupt stop still answered {r:?} after {took:?}\n{}", pod.logs()),
-        }
-        assert!(took < Duration::from_millis(4000), "the request ended after {took:?}, not at the SIGTERM");
+        let (outcome, took) = in_flight_across_sigterm(&pod, 4000);
+        php::assert_cut_at_sigterm(outcome, took, Duration::from_millis(4000), &pod.logs());
         pod.wait_stopped(Duration::from_secs(5)).unwrap();
     }
 }
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "wordpress";
-
-    #[rstest]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[case::hpa_scale("hpa-scale")]
-    #[case::pdb_drain("pdb-drain")]
-    #[case::persistence("persistence")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[rstest]
-    #[case::rollout_zero_fivexx("rollout-zero-5xx")]
-    #[case::hpa_scale("hpa-scale")]
-    #[case::pdb_drain("pdb-drain")]
-    #[case::persistence("persistence")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn catches_its_negative_control(#[case] check: &str) {
-        super::cluster_support::caught(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["rollout-zero-5xx", "hpa-scale", "pdb-drain", "persistence", "service-discovery"], &["rollout-zero-5xx", "hpa-scale", "pdb-drain", "persistence", "service-discovery"]);
-    }
+support::cluster::on_cluster! {
+    stack: "wordpress",
+    checks: [rollout_zero_fivexx: "rollout-zero-5xx", hpa_scale: "hpa-scale", pdb_drain: "pdb-drain", persistence: "persistence", service_discovery: "service-discovery"],
+    negatives: [rollout_zero_fivexx: "rollout-zero-5xx", hpa_scale: "hpa-scale", pdb_drain: "pdb-drain", persistence: "persistence", service_discovery: "service-discovery"],
 }
