@@ -5,6 +5,8 @@
 //! the env the kubelet would give it (ConfigMap + Secret), only the in-cluster addresses rewritten.
 //! `manifests` proves, without a cluster, what the cluster checks of stack.toml rely on.
 
+mod support;
+
 mod manifests {
     use seaworthy::stack::Stack;
     use std::collections::BTreeMap;
@@ -119,13 +121,13 @@ mod manifests {
 }
 
 mod local {
+    use crate::support::http::{self, Client, Response, receive};
+    use crate::support::pod;
     use anyhow::{Context, Result, bail, ensure};
     use nix::sys::signal::Signal;
     use seaworthy::local::{self, MariaDb, Proc};
     use seaworthy::stack::Stack;
     use std::collections::BTreeMap;
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::time::{Duration, Instant};
@@ -133,74 +135,18 @@ mod local {
     /// The Pod name the downward API would give; the local stand-in of `metadata.name`.
     const POD_NAME: &str = "myblog-7c96c9f76b-local";
 
-    // ---- a minimal HTTP/1.0 client: each request its own connection, as a probe makes ----
-
-    struct Response {
-        status: u16,
-        headers: BTreeMap<String, String>,
-        body: String,
-    }
-
-    impl Response {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-        }
-    }
-
-    impl std::fmt::Debug for Response {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "HTTP {} {:?}\n{}", self.status, self.headers, self.body)
-        }
-    }
-
-    fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], form: Option<&str>) -> Result<TcpStream> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: myblog.luffy.com\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(body) = form {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ));
-        } else {
-            req.push_str("\r\n");
-        }
-        s.write_all(req.as_bytes())?;
-        Ok(s)
-    }
-
-    fn receive(mut s: TcpStream) -> Result<Response> {
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).context("reading the response")?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("no complete response: {text:?}"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("bad status line {status_line:?}"))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Ok(Response { status, headers, body: body.to_string() })
-    }
+    const HTTP: Client = http::client("myblog.luffy.com", 30);
 
     fn get(port: u16, path: &str) -> Result<Response> {
-        receive(send(port, "GET", path, &[], None)?)
+        HTTP.get(port, path)
     }
 
     fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
-        receive(send(port, "GET", path, headers, None)?)
+        HTTP.request(port, "GET", path, headers, None)
     }
 
     fn post_form(port: u16, path: &str, form: &str) -> Result<Response> {
-        receive(send(port, "POST", path, &[], Some(form))?)
+        HTTP.request(port, "POST", path, &[("Content-Type", "application/x-www-form-urlencoded")], Some(form.as_bytes()))
     }
 
     // ---- the stack, run locally ----
@@ -217,17 +163,6 @@ mod local {
         let dockerfile = std::fs::read_to_string(app_dir(stack).join("Dockerfile"))?;
         ensure!(dockerfile.contains("WORKDIR /app"), "the Dockerfile no longer puts the app in /app");
         Ok(app_dir(stack))
-    }
-
-    /// The image version a container runs: the tag of `image: myblog:<version>`.
-    fn image_version(stack: &Stack, container: &str) -> Result<String> {
-        let image = stack.container("myblog", container)?.image.clone().unwrap_or_default();
-        let version = image.strip_prefix("myblog:").with_context(|| format!("image {image:?} is not myblog:<version>"))?;
-        ensure!(
-            stack.spec.images.iter().any(|i| i.name == "myblog" && i.versions.iter().any(|v| v == version)),
-            "myblog:{version} is not a version stack.toml builds"
-        );
-        Ok(version.to_string())
     }
 
     /// The env the kubelet gives `container` (ConfigMap + Secret), with the in-cluster database
@@ -258,27 +193,10 @@ mod local {
         ]);
         if container == "myblog" {
             // env POD_NAME is a fieldRef (metadata.name): no value outside a Pod.
-            let c = stack.container("myblog", container)?;
-            let field = c
-                .env
-                .iter()
-                .flatten()
-                .find(|e| e.name == "POD_NAME")
-                .and_then(|e| e.value_from.as_ref())
-                .and_then(|f| f.field_ref.as_ref())
-                .map(|f| f.field_path.clone());
-            ensure!(field.as_deref() == Some("metadata.name"), "POD_NAME is not the downward API's metadata.name: {field:?}");
+            pod::ensure_field_ref(stack, "myblog", container, "POD_NAME", "metadata.name")?;
             env.push(("POD_NAME".into(), POD_NAME.into()));
         }
         Ok(env)
-    }
-
-    fn command_of(stack: &Stack, container: &str) -> Result<Vec<String>> {
-        let c = stack.container("myblog", container)?;
-        let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
-        argv.extend(c.args.clone().unwrap_or_default());
-        ensure!(!argv.is_empty(), "container {container} has no command: the local run needs the manifest's");
-        Ok(argv)
     }
 
     struct Blog {
@@ -301,7 +219,7 @@ mod local {
         fn start_with(stack: Stack) -> Result<Blog> {
             let tmp = tempfile::tempdir()?;
             let db = MariaDb::start(&tmp.path().join("db"))?;
-            let version = image_version(&stack, "myblog")?;
+            let version = pod::image_version(&stack, "myblog", "myblog", "myblog")?;
             let mut blog = Blog { stack, tmp, db, app: None, port: local::free_port(), version, starts: 0 };
             blog.create_database()?;
             blog.migrate()?;
@@ -333,7 +251,7 @@ mod local {
 
         /// The initContainer `migrate`, run as the kubelet would run it.
         fn migrate(&self) -> Result<String> {
-            let argv = command_of(&self.stack, "migrate")?;
+            let argv = pod::argv_of(&self.stack, "myblog", "migrate")?;
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..]).current_dir(local_workdir(&self.stack, "migrate")?).env_clear().envs(self.env("migrate")?);
             let mut proc = Proc::spawn("migrate", cmd, self.tmp.path())?;
@@ -344,9 +262,7 @@ mod local {
 
         /// The container `myblog`: its command from the manifest, the bind address rewritten.
         fn start_app(&mut self) -> Result<()> {
-            let argv = command_of(&self.stack, "myblog")?;
-            let joined = serde_json::to_string(&argv)?;
-            let argv: Vec<String> = serde_json::from_str(&local::rewrite(&joined, &[("0.0.0.0:8002", &format!("127.0.0.1:{}", self.port))])?)?;
+            let argv = pod::rewrite_argv(&pod::argv_of(&self.stack, "myblog", "myblog")?, &[("0.0.0.0:8002", &format!("127.0.0.1:{}", self.port))])?;
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..]).current_dir(local_workdir(&self.stack, "myblog")?).env_clear().envs(self.env("myblog")?);
             self.starts += 1;
@@ -514,7 +430,7 @@ mod local {
     fn in_flight(blog: &Blog, seconds: u32) -> Result<std::thread::JoinHandle<Result<Response>>> {
         let marker = format!("slow request: sleeping {seconds}s");
         let before = blog.app_log().matches(&marker).count();
-        let s = send(blog.port, "GET", &format!("/blog/slow/?seconds={seconds}"), &[], None)?;
+        let s = HTTP.send(blog.port, "GET", &format!("/blog/slow/?seconds={seconds}"), &[], None)?;
         let handle = std::thread::spawn(move || receive(s));
         let deadline = Instant::now() + Duration::from_secs(20);
         while blog.app_log().matches(&marker).count() == before {
@@ -560,35 +476,8 @@ mod local {
 
 // ---- against a cluster: one case per check (the good stack) and per negative control ----
 
-#[path = "support/cluster.rs"]
-mod cluster_support;
-
-mod on_cluster {
-    use rstest::rstest;
-
-    const STACK: &str = "myblog";
-
-    #[rstest]
-    #[case::endpoints_follow_readiness("endpoints-follow-readiness")]
-    #[case::persistence("persistence")]
-    #[case::rollout_undo("rollout-undo")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn passes(#[case] check: &str) {
-        super::cluster_support::good(STACK, check);
-    }
-
-    #[rstest]
-    #[case::endpoints_follow_readiness("endpoints-follow-readiness")]
-    #[case::persistence("persistence")]
-    #[case::service_discovery("service-discovery")]
-    #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
-    fn catches_its_negative_control(#[case] check: &str) {
-        super::cluster_support::caught(STACK, check);
-    }
-
-    #[test]
-    fn cases_cover_every_check_of_stack_toml() {
-        super::cluster_support::assert_cases_cover(STACK, &["endpoints-follow-readiness", "persistence", "rollout-undo", "service-discovery"], &["endpoints-follow-readiness", "persistence", "service-discovery"]);
-    }
+support::cluster::on_cluster! {
+    stack: "myblog",
+    checks: [endpoints_follow_readiness: "endpoints-follow-readiness", persistence: "persistence", rollout_undo: "rollout-undo", service_discovery: "service-discovery"],
+    negatives: [endpoints_follow_readiness: "endpoints-follow-readiness", persistence: "persistence", service_discovery: "service-discovery"],
 }
