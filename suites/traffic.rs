@@ -52,13 +52,15 @@ fn ns(d: Duration) -> u64 {
 }
 
 /// Every planned request was started within a bucket of its plan: each bucket's sent count is
-/// the schedule's count, give or take the one request that crosses each boundary.
+/// the schedule's count, give or take the one request that crosses each boundary, plus the few
+/// (at most 1% of the bucket) that a descheduled test thread on a busy 2-core CI machine pushes
+/// across it: a generator that lost the schedule would be off by far more.
 fn assert_schedule_kept(s: &Summary) {
     assert_eq!(s.sent, s.planned, "every planned request must be sent");
     for b in &s.timeline {
         let planned = b.planned.expect("open model buckets carry the plan");
         assert!(
-            b.sent.abs_diff(planned) <= 1,
+            b.sent.abs_diff(planned) <= 1 + planned / 100,
             "bucket at {}s: sent {} but the schedule planned {}\n{}",
             b.t_s,
             b.sent,
@@ -257,6 +259,9 @@ async fn a_stalled_backend_gives_timeouts_and_the_schedule_goes_on() {
     let timeouts = *s.failures.get(FailureKind::Timeout.name()).unwrap_or(&0);
     // Round robin over three: a third of the requests wait on the stalled one.
     assert!(timeouts >= s.planned / 5, "timeouts {timeouts} of {}:\n{}", s.planned, s.render());
+    // And no more than that third: a connection whose request timed out is not used again, so
+    // no request queues behind an unanswered one.
+    assert!(timeouts <= s.planned / 3 + s.planned / 20, "timeouts {timeouts} of {}:\n{}", s.planned, s.render());
     assert_eq!(s.ok + timeouts, s.planned, "only timeouts fail:\n{}", s.render());
     assert_eq!(s.planned, 450);
     assert_schedule_kept(&s);

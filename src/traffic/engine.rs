@@ -456,12 +456,13 @@ async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done:
             fl |= flags::SENT;
             sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
             let mut slot = None;
-            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false))
-                .await
-                .unwrap_or(Err(FailureKind::Timeout));
-            if let Some(c) = slot {
+            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false)).await;
+            // After a timeout the connection still carries the unanswered request: not back
+            // into the pool, where the next request would queue behind it.
+            if let (Some(c), Ok(_)) = (slot, &r) {
                 sh.check_in(c);
             }
+            let r = r.unwrap_or(Err(FailureKind::Timeout));
             sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
             (Some(started), r)
         }
@@ -521,6 +522,10 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
     // bounce one cache line between the cores at full speed.
     let (mut planned, mut ok, mut failed, mut completed) = (0u64, 0u64, 0u64, 0u64);
     let bounded = max != u64::MAX;
+    // One timer for the loop, moved for each request: a `timeout_at` per request would set up
+    // and tear down a timer entry each time, a few percent of the CPU at full speed.
+    let deadline_timer = tokio::time::sleep(sh.timeout);
+    tokio::pin!(deadline_timer);
     loop {
         if sh.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -533,9 +538,16 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
         let started = Instant::now();
         let planned_ns = sh.offset_ns(started);
         let mut fl = flags::SENT;
-        let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, true))
-            .await
-            .unwrap_or(Err(FailureKind::Timeout));
+        deadline_timer.as_mut().reset((started + sh.timeout).into());
+        let r = match until(deadline_timer.as_mut(), sh.attempt(&mut slot, &mut fl, true)).await {
+            Some(r) => r,
+            None => {
+                // The connection still carries the unanswered request: the next one must not
+                // queue behind it.
+                slot = None;
+                Err(FailureKind::Timeout)
+            }
+        };
         let connect_failed = matches!(r, Err(FailureKind::ConnectRefused | FailureKind::ConnectError));
         let rec = sh.make_record(planned_ns, Some(started), Instant::now(), r, fl);
         completed += matches!(rec.outcome(), Outcome::Status(_)) as u64;
@@ -555,6 +567,16 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
     sh.log.lock().unwrap().extend_from_slice(&batch);
     publish(&sh, bounded, [&mut planned, &mut completed, &mut ok, &mut failed]);
     sh.loops_ended_ns.fetch_max(sh.offset_ns(Instant::now()), Ordering::Relaxed);
+}
+
+/// `fut`, or `None` once `timer` fires first.
+async fn until<F: Future>(mut timer: Pin<&mut tokio::time::Sleep>, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+    })
+    .await
 }
 
 fn publish(sh: &Shared, bounded: bool, [planned, completed, ok, failed]: [&mut u64; 4]) {
