@@ -259,8 +259,7 @@ async fn a_stalled_backend_gives_timeouts_and_the_schedule_goes_on() {
     let timeouts = *s.failures.get(FailureKind::Timeout.name()).unwrap_or(&0);
     // Round robin over three: a third of the requests wait on the stalled one.
     assert!(timeouts >= s.planned / 5, "timeouts {timeouts} of {}:\n{}", s.planned, s.render());
-    // And no more than that third: a connection whose request timed out is not used again, so
-    // no request queues behind an unanswered one.
+    // And no more than that third: the healthy two answer everything they are sent.
     assert!(timeouts <= s.planned / 3 + s.planned / 20, "timeouts {timeouts} of {}:\n{}", s.planned, s.render());
     assert_eq!(s.ok + timeouts, s.planned, "only timeouts fail:\n{}", s.render());
     assert_eq!(s.planned, 450);

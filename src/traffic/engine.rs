@@ -356,7 +356,11 @@ impl Shared {
     }
 
     /// One request on `slot`'s connection (or a pooled or new one), with the one allowed retry.
-    /// On success the connection is left in `slot`; on failure `slot` is empty.
+    /// On success the connection is left in `slot`; on failure, or when the caller gives up
+    /// waiting (a timeout drops this future), `slot` is empty: the connection in use is owned
+    /// here, so one still carrying an unanswered request is closed at once instead of going
+    /// back for reuse (where hyper would only then find the request abandoned and fail the next
+    /// request on it into a retry).
     async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8, inline: bool) -> Result<Answer, FailureKind> {
         loop {
             // A retry goes out on a new connection: the server that closed one idle connection
@@ -366,21 +370,20 @@ impl Shared {
             } else {
                 None
             };
-            let reused = match pooled {
-                Some(c) => {
-                    *slot = Some(c);
-                    true
-                }
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(c) => c,
                 None => {
                     *fl |= flags::NEW_CONNECTION;
-                    *slot = Some(self.connect(inline).await.map_err(|e| e.kind)?);
-                    false
+                    self.connect(inline).await.map_err(|e| e.kind)?
                 }
             };
-            match self.exchange(slot.as_mut().unwrap()).await {
-                Ok(a) => return Ok(a),
+            match self.exchange(&mut conn).await {
+                Ok(a) => {
+                    *slot = Some(conn);
+                    return Ok(a);
+                }
                 Err(e) => {
-                    *slot = None;
                     if reused && e.before_response && self.retry && *fl & flags::RETRIED == 0 {
                         *fl |= flags::RETRIED;
                         self.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -456,13 +459,12 @@ async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done:
             fl |= flags::SENT;
             sh.counters.in_flight.fetch_add(1, Ordering::Relaxed);
             let mut slot = None;
-            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false)).await;
-            // After a timeout the connection still carries the unanswered request: not back
-            // into the pool, where the next request would queue behind it.
-            if let (Some(c), Ok(_)) = (slot, &r) {
+            let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false))
+                .await
+                .unwrap_or(Err(FailureKind::Timeout));
+            if let Some(c) = slot {
                 sh.check_in(c);
             }
-            let r = r.unwrap_or(Err(FailureKind::Timeout));
             sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
             (Some(started), r)
         }
@@ -526,8 +528,10 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
     // and tear down a timer entry each time, a few percent of the CPU at full speed.
     let deadline_timer = tokio::time::sleep(sh.timeout);
     tokio::pin!(deadline_timer);
+    // One clock read per request: a response's end is the next request's start.
+    let mut now = Instant::now();
     loop {
-        if sh.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+        if sh.stopping() || deadline.is_some_and(|d| now >= d) {
             break;
         }
         if bounded && sh.counters.planned.fetch_add(1, Ordering::Relaxed) >= max {
@@ -535,21 +539,14 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
             break;
         }
         planned += 1;
-        let started = Instant::now();
+        let started = now;
         let planned_ns = sh.offset_ns(started);
         let mut fl = flags::SENT;
         deadline_timer.as_mut().reset((started + sh.timeout).into());
-        let r = match until(deadline_timer.as_mut(), sh.attempt(&mut slot, &mut fl, true)).await {
-            Some(r) => r,
-            None => {
-                // The connection still carries the unanswered request: the next one must not
-                // queue behind it.
-                slot = None;
-                Err(FailureKind::Timeout)
-            }
-        };
+        let r = until(deadline_timer.as_mut(), sh.attempt(&mut slot, &mut fl, true)).await.unwrap_or(Err(FailureKind::Timeout));
         let connect_failed = matches!(r, Err(FailureKind::ConnectRefused | FailureKind::ConnectError));
-        let rec = sh.make_record(planned_ns, Some(started), Instant::now(), r, fl);
+        now = Instant::now();
+        let rec = sh.make_record(planned_ns, Some(started), now, r, fl);
         completed += matches!(rec.outcome(), Outcome::Status(_)) as u64;
         ok += rec.is_ok() as u64;
         failed += !rec.is_ok() as u64;
@@ -562,6 +559,7 @@ async fn closed_loop(sh: Arc<Shared>, deadline: Option<Instant>, max: u64, _done
         if connect_failed {
             // Nothing listens: do not spin through millions of refused connects.
             tokio::time::sleep(Duration::from_millis(10)).await;
+            now = Instant::now();
         }
     }
     sh.log.lock().unwrap().extend_from_slice(&batch);
