@@ -12,7 +12,7 @@ mod redis;
 
 pub use mariadb::MariaDb;
 pub use nginx::Nginx;
-pub use php_fpm::PhpFpm;
+pub use php_fpm::{PHP_FPM, PhpFpm};
 pub use process::Proc;
 pub use redis::Redis;
 

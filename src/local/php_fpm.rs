@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
+/// Debian 12's php-fpm, as the fixture images install it.
+pub const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
 
 pub struct PhpFpm {
     pub proc: Proc,

@@ -6,13 +6,12 @@
 use super::http::{Client, Response, receive};
 use anyhow::{Context, Result, ensure};
 use nix::sys::signal::Signal;
-use seaworthy::local::{self, Nginx, Proc};
+use seaworthy::local::{self, Nginx, PHP_FPM, Proc};
 use seaworthy::stack::Stack;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
 
 /// The ConfigMap's server blocks of `workload`'s nginx, as Debian's nginx.conf includes them
 /// (conf.d/*.conf).
