@@ -53,20 +53,23 @@ fn ns(d: Duration) -> u64 {
 
 /// Every planned request was started within a bucket of its plan: each bucket's sent count is
 /// the schedule's count, give or take the one request that crosses each boundary, plus the few
-/// (at most 1% of the bucket) that a descheduled test thread on a busy 2-core CI machine pushes
-/// across it: a generator that lost the schedule would be off by far more.
+/// (at most 1% of the rate on either side of the boundary: the bucket after the last planned one
+/// plans nothing but receives the stragglers) that a descheduled test thread on a busy 2-core CI
+/// machine pushes across it: a generator that lost the schedule would be off by far more.
 fn assert_schedule_kept(s: &Summary) {
     assert_eq!(s.sent, s.planned, "every planned request must be sent");
+    let mut before = 0;
     for b in &s.timeline {
         let planned = b.planned.expect("open model buckets carry the plan");
         assert!(
-            b.sent.abs_diff(planned) <= 1 + planned / 100,
+            b.sent.abs_diff(planned) <= 1 + planned.max(before) / 100,
             "bucket at {}s: sent {} but the schedule planned {}\n{}",
             b.t_s,
             b.sent,
             planned,
             s.render()
         );
+        before = planned;
     }
 }
 

@@ -509,7 +509,7 @@ pub(super) mod tests {
         assert!(r.starts_with("6 of 700 requests failed across the rollout v1 -> v2 of Deployment/web"), "{r}");
         assert!(r.contains("connect_refused x3") && r.contains("502 x3"), "{r}");
         assert!(r.contains("Pod/web-57d8bfc944-t4s7f was terminating from 13.9s"), "{r}");
-        assert!(r.contains("next to: EndpointSlice/web-xcz22 web-57d8bfc944-t4s7f terminating"), "{r}");
+        assert!(r.contains("next to: Pod/web-57d8bfc944-t4s7f terminating (grace 30s) (0.1 s before)"), "the event closest to the failures: {r}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn failure_clusters(records: &[Record], backends: &[String], start_ms: u64, 
             let to_ms = start_ms + to_ns / 1_000_000;
             let nearby = events.iter().filter(|e| e.at_ms + BEFORE_MS >= from_ms && e.at_ms <= to_ms + AFTER_MS).cloned().collect();
             FailureCluster {
+                at_ms: from_ms,
                 from_s: from_ns as f64 / 1e9,
                 to_s: to_ns as f64 / 1e9,
                 count: g.len() as u64,
@@ -76,16 +77,38 @@ pub fn failure_clusters(records: &[Record], backends: &[String], start_ms: u64, 
         .collect()
 }
 
+/// The event a failure cluster is placed next to, and its offset in seconds from the cluster's
+/// start (negative = before). One rule for every view (a verdict's reason, the JUnit message,
+/// the HTML timeline): among the events near the cluster, what Kubernetes reported wins over what
+/// seaworthy itself did (the Pod going terminating explains a 502 better than "patched image"),
+/// and among those the one closest in time.
+pub fn next_to(c: &FailureCluster) -> Option<(&Entry, f64)> {
+    let dt = |e: &Entry| (e.at_ms as f64 - c.at_ms as f64) / 1000.0;
+    c.nearby
+        .iter()
+        .map(|e| (e, dt(e)))
+        .min_by(|(a, da), (b, db)| {
+            let own = |e: &Entry| e.source == crate::observe::Source::Action;
+            own(a).cmp(&own(b)).then(da.abs().total_cmp(&db.abs()))
+        })
+}
+
+/// How an event sits relative to a failure: `0.3 s before`, `1.0 s after`.
+pub fn offset(event_minus_failure_s: f64) -> String {
+    let d = event_minus_failure_s;
+    if d.abs() < 0.05 { "at the same time".into() } else if d < 0.0 { format!("{:.1} s before", -d) } else { format!("{d:.1} s after") }
+}
+
 /// One line per cluster, for a verdict's reason: `12 failures (502 x12) at 4.1-4.6s, backend
-/// web-1, next to: Pod/web-1 terminating`.
+/// web-1, next to: Pod/web-1 terminating (0.2 s before)`.
 pub fn describe(clusters: &[FailureCluster]) -> String {
     clusters
         .iter()
         .map(|c| {
             let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
             let backend = c.backend.as_deref().map(|b| format!(", backend {b}")).unwrap_or_default();
-            let next = match c.nearby.iter().rev().find(|e| e.source != crate::observe::Source::Action).or(c.nearby.last()) {
-                Some(e) => format!(", next to: {} {}", e.object, e.message),
+            let next = match next_to(c) {
+                Some((e, d)) => format!(", next to: {} {} ({})", e.object, e.message, offset(d)),
                 None => String::new(),
             };
             format!("{} failures ({}) at {:.1}-{:.1}s{backend}{next}", c.count, kinds.join(", "), c.from_s, c.to_s)
@@ -141,7 +164,7 @@ mod tests {
         assert_eq!(c.nearby.len(), 1);
         assert_eq!(c.nearby[0].object, "Pod/web-a");
         let text = describe(&clusters);
-        assert!(text.contains("5 failures") && text.contains("backend web-a") && text.contains("Pod/web-a terminating"), "{text}");
+        assert!(text.contains("5 failures") && text.contains("backend web-a") && text.contains("next to: Pod/web-a terminating (grace 30s) (0.1 s before)"), "{text}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Outcome {
 /// A failed request placed in time and next to what the cluster was doing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailureCluster {
+    /// Wall clock (ms since the epoch) of the first failure: the same clock as the events'.
+    pub at_ms: u64,
     /// Seconds after the phase's traffic started.
     pub from_s: f64,
     pub to_s: f64,

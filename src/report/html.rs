@@ -6,6 +6,7 @@
 
 use super::schema::RunReport;
 use super::text;
+use crate::checks::timeline::{next_to, offset};
 use crate::checks::{CheckResult, FailureCluster, Outcome, Phase, Verdict};
 use crate::observe::{Entry, Source};
 use std::fmt::Write as _;
@@ -227,7 +228,7 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
     if !p.failure_clusters.is_empty() {
         o.push_str("<ol class=\"clusters\">\n");
         for c in &p.failure_clusters {
-            let _ = writeln!(o, "<li>{}</li>", esc(&text::cluster_line(c, &p.events, p.started_ms)));
+            let _ = writeln!(o, "<li>{}</li>", esc(&text::cluster_line(c)));
         }
         o.push_str("</ol>\n");
     }
@@ -248,7 +249,7 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
         o.push_str("</table>\n");
     }
     if !p.events.is_empty() {
-        let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| text::nearest_event(c, &p.events, p.started_ms)).map(|(e, _)| e).collect();
+        let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| next_to(c)).map(|(e, _)| e).collect();
         let _ = writeln!(o, "<details><summary>{} events</summary>\n<table class=\"events\">\n<tr><th>t (s)</th><th>source</th><th>object</th><th>what</th></tr>", p.events.len());
         for e in &p.events {
             let is_near = near.contains(&e);
@@ -393,7 +394,7 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
         .failure_clusters
         .iter()
         .map(|c| {
-            let label = cluster_label(c, &p.events, p.started_ms);
+            let label = cluster_label(c);
             let w = label.chars().count() as f64 * BOLD_CHAR_W;
             let xs = x(c.from_s);
             // Right-align a label that would run off the chart.
@@ -459,7 +460,7 @@ pub(crate) fn timeline_svg(p: &Phase) -> String {
             s,
             "<g class=\"failure-cluster\" data-backend=\"{}\"><title>{}</title><rect x=\"{x0:.1}\" y=\"{rate_y0:.1}\" width=\"{wd:.1}\" height=\"{:.1}\" fill=\"#fa5252\" fill-opacity=\"0.13\" stroke=\"#e03131\" stroke-dasharray=\"3 2\"/>",
             esc(c.backend.as_deref().unwrap_or("")),
-            esc(&text::cluster_line(c, &p.events, p.started_ms)),
+            esc(&text::cluster_line(c)),
             axis_y - rate_y0
         );
         if let (Some(row), (label, left, _)) = (label_rows[i], &cluster_labels[i]) {
@@ -560,7 +561,7 @@ fn events_lane(
 ) {
     // Events: a faint line through the charts, a marker and a label in the lane.
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#495057\">events</text>", L - 5.0, lane_y0 + 4.0);
-    let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| text::nearest_event(c, &p.events, p.started_ms)).map(|(e, _)| e).collect();
+    let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| next_to(c)).map(|(e, _)| e).collect();
     for (i, (e, t)) in events.iter().enumerate() {
         let (class, _, color) = category(e);
         let xe = x(*t);
@@ -624,10 +625,10 @@ fn event_label(e: &Entry) -> String {
     truncate(&format!("{object} {what}"), 44)
 }
 
-fn cluster_label(c: &FailureCluster, events: &[Entry], start_ms: u64) -> String {
+fn cluster_label(c: &FailureCluster) -> String {
     let backend = c.backend.as_deref().unwrap_or("unknown backend");
-    let next = match text::nearest_event(c, events, start_ms) {
-        Some((e, d)) => format!(" · next to {} ({})", truncate(&format!("{} {}", e.object, e.message), 48), text::offset(d)),
+    let next = match next_to(c) {
+        Some((e, d)) => format!(" · next to {} ({})", truncate(&format!("{} {}", e.object, e.message), 48), offset(d)),
         None => String::new(),
     };
     format!("{} failed ({}) · {backend}{next}", c.count, truncate(&text::kinds(c), 28))

@@ -70,7 +70,7 @@ fn details(v: &Verdict) -> String {
     for p in &v.phases {
         let _ = writeln!(o, "phase {}: {}", p.name, text::phase_line(p));
         for c in &p.failure_clusters {
-            let _ = writeln!(o, "  {}", text::cluster_line(c, &p.events, p.started_ms));
+            let _ = writeln!(o, "  {}", text::cluster_line(c));
         }
     }
     if let Some(e) = &v.evidence {

@@ -1,7 +1,7 @@
 //! Short sentences shared by the JUnit and HTML views, so both say the same thing the same way.
 
 use crate::checks::{FailureCluster, Phase};
-use crate::observe::Entry;
+use crate::checks::timeline::{next_to, offset};
 
 /// A number without noise: integers bare, others to at most 3 decimals.
 pub fn num(x: f64) -> String {
@@ -34,34 +34,18 @@ pub fn phase_line(p: &Phase) -> String {
     )
 }
 
-/// The event closest in time to a failure cluster's start, and how far from it (seconds, negative
-/// = before). The cluster's own `nearby` list is searched first: it is what the check judged.
-pub fn nearest_event<'a>(c: &'a FailureCluster, events: &'a [Entry], phase_start_ms: u64) -> Option<(&'a Entry, f64)> {
-    let pool: &[Entry] = if c.nearby.is_empty() { events } else { &c.nearby };
-    let at = |e: &Entry| (e.at_ms as f64 - phase_start_ms as f64) / 1000.0;
-    pool.iter()
-        .map(|e| (e, at(e) - c.from_s))
-        .min_by(|a, b| a.1.abs().partial_cmp(&b.1.abs()).unwrap_or(std::cmp::Ordering::Equal))
-}
-
 pub fn kinds(c: &FailureCluster) -> String {
     c.kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `137 failed (502 x137) at 1.20-2.19 s, backend backend-b, next to: Action/backend-b SIGKILL (0.0 s before)`.
-pub fn cluster_line(c: &FailureCluster, events: &[Entry], phase_start_ms: u64) -> String {
+pub fn cluster_line(c: &FailureCluster) -> String {
     let backend = c.backend.as_deref().map(|b| format!(", backend {b}")).unwrap_or_else(|| ", backend unknown".into());
-    let next = match nearest_event(c, events, phase_start_ms) {
+    let next = match next_to(c) {
         Some((e, d)) => format!(", next to: {} {} ({})", e.object, e.message, offset(d)),
         None => ", no event near it".into(),
     };
     format!("{} failed ({}) at {:.2}-{:.2} s{backend}{next}", c.count, kinds(c), c.from_s, c.to_s)
-}
-
-/// How an event sits relative to a failure: `0.3 s before`, `1.0 s after`.
-pub fn offset(event_minus_failure_s: f64) -> String {
-    let d = event_minus_failure_s;
-    if d.abs() < 0.05 { "at the same time".into() } else if d < 0.0 { format!("{:.1} s before", -d) } else { format!("{d:.1} s after") }
 }
 
 #[cfg(test)]
@@ -75,7 +59,5 @@ mod tests {
         assert_eq!(num(0.123456), "0.123");
         assert_eq!(ms(0.4123), "0.41 ms");
         assert_eq!(ms(1234.0), "1234 ms");
-        assert_eq!(offset(-0.31), "0.3 s before");
-        assert_eq!(offset(0.01), "at the same time");
     }
 }
