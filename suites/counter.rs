@@ -259,8 +259,7 @@ mod local {
         std::fs::write(&conf_path, conf)?;
         let mut cmd = Command::new("/usr/bin/redis-server");
         cmd.arg(&conf_path);
-        let mut proc = Proc::spawn(&format!("redis-{pod}"), cmd, root)?;
-        local::wait_for_server(&mut proc, port, Duration::from_secs(10))?;
+        let proc = Proc::serve(&format!("redis-{pod}"), cmd, root, port, Duration::from_secs(10))?;
         // Listening is not ready: redis answers LOADING while it reads its data back. The
         // Service only sends traffic once the readiness probe passes, so the local run waits
         // for the same probe.

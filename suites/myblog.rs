@@ -266,8 +266,7 @@ mod local {
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..]).current_dir(local_workdir(&self.stack, "myblog")?).env_clear().envs(self.env("myblog")?);
             self.starts += 1;
-            let mut proc = Proc::spawn(&format!("gunicorn-{}", self.starts), cmd, self.tmp.path())?;
-            local::wait_for_server(&mut proc, self.port, Duration::from_secs(60))?;
+            let proc = Proc::serve(&format!("gunicorn-{}", self.starts), cmd, self.tmp.path(), self.port, Duration::from_secs(60))?;
             self.app = Some(proc);
             Ok(())
         }

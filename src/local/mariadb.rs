@@ -1,7 +1,7 @@
 //! Debian's MariaDB on a fresh data directory, reachable over TCP on loopback (as apps reach the
 //! database Service) and over a socket for the test's own setup SQL.
 
-use super::{Proc, free_port, wait_for_server};
+use super::{Proc, free_port};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,5 @@ fn spawn(dir: &Path, port: u16) -> Result<Proc> {
         .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--innodb-buffer-pool-size=16M"])
         .arg(format!("--tmpdir={}", dir.join("tmp").display()))
         .arg("--skip-log-bin");
-    let mut proc = Proc::spawn(&format!("mariadb-{port}"), cmd, dir)?;
-    wait_for_server(&mut proc, port, Duration::from_secs(60))?;
-    Ok(proc)
+    Proc::serve(&format!("mariadb-{port}"), cmd, dir, port, Duration::from_secs(60))
 }

@@ -40,21 +40,8 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
-pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("nothing listened on 127.0.0.1:{port} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Like [`wait_for_port`], but gives up early with the server's log when the process died.
+/// Wait until `proc` accepts TCP connections on 127.0.0.1:`port`; give up early, with the
+/// server's log, when the process died.
 pub fn wait_for_server(proc: &mut Proc, port: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {

@@ -1,6 +1,6 @@
 //! Debian's php-fpm with one pool on a loopback TCP port, as the fixtures' nginx reaches it.
 
-use super::{Proc, free_port, wait_for_server, write_file};
+use super::{Proc, free_port, write_file};
 use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -37,8 +37,7 @@ impl PhpFpm {
             cmd.arg("-R");
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut proc = Proc::spawn("php-fpm", cmd, dir)?;
-        wait_for_server(&mut proc, port, Duration::from_secs(10))?;
+        let proc = Proc::serve("php-fpm", cmd, dir, port, Duration::from_secs(10))?;
         Ok(PhpFpm { proc, port })
     }
 

@@ -32,6 +32,14 @@ impl Proc {
         Ok(Proc { name: name.to_string(), child, log, exit: None })
     }
 
+    /// Spawn a server and return once it listens on 127.0.0.1:`port`. If it dies first or does
+    /// not listen in time, the error carries its log.
+    pub fn serve(name: &str, cmd: Command, log_dir: &Path, port: u16, timeout: Duration) -> Result<Proc> {
+        let mut proc = Proc::spawn(name, cmd, log_dir)?;
+        super::wait_for_server(&mut proc, port, timeout)?;
+        Ok(proc)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

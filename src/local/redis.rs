@@ -1,6 +1,6 @@
 //! Debian's redis-server with an append-only file, so restarts keep the data as a PVC would.
 
-use super::{Proc, free_port, wait_for_server};
+use super::{Proc, free_port};
 use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,5 @@ fn spawn(dir: &Path, port: u16) -> Result<Proc> {
         .args(["--daemonize", "no", "--appendonly", "yes", "--appendfsync", "always", "--save", ""])
         .arg("--dir")
         .arg(dir);
-    let mut proc = Proc::spawn(&format!("redis-{port}"), cmd, dir)?;
-    wait_for_server(&mut proc, port, Duration::from_secs(10))?;
-    Ok(proc)
+    Proc::serve(&format!("redis-{port}"), cmd, dir, port, Duration::from_secs(10))
 }

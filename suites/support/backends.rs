@@ -50,8 +50,7 @@ pub fn backend(dir: &Path, name: &str) -> Backend {
     let port = local::free_port();
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(&script).arg(port.to_string()).arg(name);
-    let mut proc = Proc::spawn(name, cmd, dir).unwrap();
-    local::wait_for_server(&mut proc, port, Duration::from_secs(10)).unwrap();
+    let proc = Proc::serve(name, cmd, dir, port, Duration::from_secs(10)).unwrap();
     Backend { name: name.to_string(), port, proc }
 }
 

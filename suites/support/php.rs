@@ -56,9 +56,7 @@ pub fn command(wrap: &[String], conf: &Path) -> Result<Command> {
 
 /// Spawn `cmd` and return once php-fpm listens on `port`.
 pub fn start(name: &str, cmd: Command, dir: &Path, port: u16) -> Result<Proc> {
-    let mut proc = Proc::spawn(name, cmd, dir)?;
-    local::wait_for_server(&mut proc, port, Duration::from_secs(10))?;
-    Ok(proc)
+    Proc::serve(name, cmd, dir, port, Duration::from_secs(10))
 }
 
 /// The kubelet's stop after preStop: SIGTERM to PID 1 of both containers at once.
