@@ -6,6 +6,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use std::collections::HashMap;
 use tokio::task::JoinHandle;
@@ -53,7 +54,7 @@ where
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     tokio::spawn(async move {
         let mut seen: HashMap<String, K> = HashMap::new();
-        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(WatchEvent::Apply(obj) | WatchEvent::InitApply(obj)) => {
@@ -82,7 +83,7 @@ fn spawn_events(client: &kube::Client, ns: &str, log: EventLog) -> JoinHandle<()
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     tokio::spawn(async move {
         let mut counts: HashMap<String, i32> = HashMap::new();
-        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             if let Ok(WatchEvent::Apply(e) | WatchEvent::InitApply(e)) = event {
                 // An Event object is updated in place when it repeats; log each new count once.
