@@ -4,8 +4,17 @@
 # never needs this. Done once: an image already imported under the tag is reused.
 #
 #   ci/debian-base.sh [TAG]     TAG defaults to $SEAWORTHY_BASE, else debian:bookworm-slim
-#   SEAWORTHY_DEBIAN_MIRROR     the mirror (default: the one this machine's apt uses)
+#   SEAWORTHY_DEBIAN_MIRROR     the mirror (default: the one this machine's apt uses for bookworm)
+#   SEAWORTHY_DEBIAN_SECURITY   the security archive (default: the one this machine's apt uses)
+#
+# debootstrap needs root: run as a user, the script uses sudo for it (and for reading the tree
+# it made) and imports into that user's podman storage. The image tests need root's podman (they
+# reach Pods at their bridge addresses), so CI runs all of this as root.
 set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
 
 tag="${1:-${SEAWORTHY_BASE:-debian:bookworm-slim}}"
 suite=bookworm
@@ -28,26 +37,42 @@ if podman image exists "$(full_tag "$tag")" && podman image exists "$tag"; then
   exit 0
 fi
 
-mirror="${SEAWORTHY_DEBIAN_MIRROR:-}"
-if [ -z "$mirror" ]; then
-  # The first main-archive URI apt is configured with (deb822 .sources or one-line .list).
-  mirror="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
-              | awk '/^URIs:/ {print $2}' | grep -v -- '-security' | head -1 || true)"
-  [ -n "$mirror" ] || mirror="$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-              | awk '{print $2}' | grep -v -- '-security' | head -1 || true)"
-  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-fi
+# The URIs this machine's apt uses for a suite: deb822 stanzas (.sources) and one-line entries
+# (.list, options in brackets skipped), `deb` only, in the order apt reads them.
+apt_uris() {  # $1: the suite, e.g. bookworm or bookworm-security
+  awk -v want=" $1 " '
+    function flush() { if (types ~ /(^| )deb( |$)/ && suites ~ want && uri != "") print uri; types = ""; suites = ""; uri = "" }
+    FNR == 1 { flush() }
+    /^[[:space:]]*$/ { flush(); next }
+    /^Types:/ { sub(/^Types:[[:space:]]*/, ""); types = $0 }
+    /^Suites:/ { sub(/^Suites:[[:space:]]*/, ""); suites = " " $0 " " }
+    /^URIs:/ { uri = $2 }
+    END { flush() }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk -v want="$1" '
+    $1 == "deb" { i = 2; if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ } if ($(i + 1) == want) print $i }' || true
+}
 
+mirror="${SEAWORTHY_DEBIAN_MIRROR:-$(apt_uris "$suite" | head -1)}"
+mirror="${mirror:-http://deb.debian.org/debian}"
 mirror="${mirror%/}"
+# Security updates come from their own archive, which most mirrors do not carry: the one this
+# machine's apt is configured with, else Debian's own.
+security="${SEAWORTHY_DEBIAN_SECURITY:-$(apt_uris "$suite-security" | head -1)}"
+security="${security:-http://deb.debian.org/debian-security}"
+security="${security%/}"
 
 command -v debootstrap >/dev/null || { echo "debian-base: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
 command -v podman >/dev/null || { echo "debian-base: podman is not installed (apt-get install podman)" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+  echo "debian-base: debootstrap needs root: run ci/debian-base.sh as root (or install sudo)" >&2
+  exit 1
+fi
 
 root="$(mktemp -d /var/tmp/seaworthy-debootstrap.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+trap 'as_root rm -rf "$root"' EXIT
 echo "debian-base: debootstrap --variant=minbase $suite from $mirror (takes a few minutes)"
 start=$SECONDS
-if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.log" 2>&1; then
+if ! as_root debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.log" 2>&1; then
   tail -30 "$root.log" >&2
   echo "debian-base: debootstrap failed; full log in $root.log" >&2
   exit 1
@@ -56,15 +81,15 @@ rm -f "$root.log"
 
 # What the official bookworm-slim image also does: the same apt sources (main, updates, security)
 # so that RUN apt-get install gets security fixes, and no package caches left in the image.
-cat >"$root/etc/apt/sources.list" <<SOURCES
+as_root tee "$root/etc/apt/sources.list" >/dev/null <<SOURCES
 deb $mirror $suite main
 deb $mirror $suite-updates main
-deb ${mirror%/debian}/debian-security $suite-security main
+deb $security $suite-security main
 SOURCES
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+as_root sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' - "$root"
 # The "slim" part, as debuerreotype makes the official image: no docs, man pages or translations
 # installed by later layers, no package lists in other languages, no .debs kept in a layer.
-cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+as_root tee "$root/etc/dpkg/dpkg.cfg.d/docker" >/dev/null <<'DPKG'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
 path-exclude /usr/share/man/*
@@ -76,11 +101,13 @@ path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 DPKG
 # ...and none left from debootstrap itself.
-find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
-find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
-rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/groff/* "$root"/usr/share/lintian/*
-find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
-cat >"$root/etc/apt/apt.conf.d/docker-slim" <<'APT'
+as_root sh -c '
+  find "$1/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null
+  find "$1/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null
+  rm -rf "$1"/usr/share/man/* "$1"/usr/share/info/* "$1"/usr/share/groff/* "$1"/usr/share/lintian/*
+  find "$1/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null
+  true' - "$root"
+as_root tee "$root/etc/apt/apt.conf.d/docker-slim" >/dev/null <<'APT'
 Acquire::Languages "none";
 Acquire::GzipIndexes "true";
 APT::AutoRemove::SuggestsImportant "false";
@@ -88,7 +115,8 @@ APT::Install-Recommends "false";
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 APT
 
-tar -C "$root" --numeric-owner -c . | podman import \
+# Read as root (some files are root's only), imported into the podman storage of whoever runs this.
+as_root tar -C "$root" --numeric-owner -c . | podman import \
   --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --message "debootstrap --variant=minbase $suite $mirror" - "${tags[0]}" >/dev/null 2>"$root.import.log" \
   || { cat "$root.import.log" >&2; exit 1; }

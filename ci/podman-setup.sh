@@ -53,4 +53,7 @@ if ip link show cni-podman0 >/dev/null 2>&1; then
   echo "podman-setup: removed the stale CNI bridge cni-podman0"
 fi
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "podman-setup: your podman is rootless, but the image tests need root's (they reach Pods at their bridge addresses): run them as root"
+fi
 echo "podman-setup: $(podman info --format 'runtime {{.Host.OCIRuntime.Name}}, network {{.Host.NetworkBackend}}, storage {{.Store.GraphDriverName}}')"

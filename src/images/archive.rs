@@ -100,7 +100,15 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
-    for_each_entry(std::io::BufReader::new(file), |name, size, data| {
+    let mut links: BTreeMap<String, String> = BTreeMap::new();
+    walk_entries(std::io::BufReader::new(file), |entry| {
+        let (name, size, data) = match entry {
+            Entry::Link { name, target } => {
+                links.insert(name.to_string(), target.to_string());
+                return Ok(());
+            }
+            Entry::File { name, size, data } => (name, size, data),
+        };
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
         let keep = size <= 4 << 20 && (name.ends_with(".json") || !name.contains('.'));
@@ -122,13 +130,25 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo> {
         Ok(())
     })
     .with_context(|| format!("{} is not a readable tar archive", path.display()))?;
+    // `docker save` before v25 stores a layer shared by two images (or twice in one) once and
+    // links the other `<id>/layer.tar` to it: a member named in manifest.json may be a link.
+    let resolve = |name: &str| -> String {
+        let mut name = name.trim_start_matches("./").to_string();
+        for _ in 0..32 {
+            match links.get(&name) {
+                Some(target) => name = target.clone(),
+                None => break,
+            }
+        }
+        name
+    };
 
-    let manifest = small.get("manifest.json").ok_or_else(|| anyhow!("{}: no manifest.json: not a docker-archive", path.display()))?;
+    let manifest = small.get(&resolve("manifest.json")).ok_or_else(|| anyhow!("{}: no manifest.json: not a docker-archive", path.display()))?;
     let entries: Vec<ManifestEntry> = serde_json::from_slice(manifest).with_context(|| format!("{}: manifest.json", path.display()))?;
     let [entry] = entries.as_slice() else {
         bail!("{}: manifest.json lists {} images; seaworthy saves one per archive", path.display(), entries.len());
     };
-    let config_bytes = small.get(&entry.config).ok_or_else(|| anyhow!("{}: the config {} named in manifest.json is missing", path.display(), entry.config))?;
+    let config_bytes = small.get(&resolve(&entry.config)).ok_or_else(|| anyhow!("{}: the config {} named in manifest.json is missing", path.display(), entry.config))?;
     let config: ImageConfig = serde_json::from_slice(config_bytes).with_context(|| format!("{}: image config {}", path.display(), entry.config))?;
     if config.rootfs.kind != "layers" {
         bail!("{}: rootfs.type is {:?}, not \"layers\"", path.display(), config.rootfs.kind);
@@ -138,7 +158,7 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo> {
     }
     let mut diff_ids = Vec::new();
     for (layer, want) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-        let got = digests.get(layer).ok_or_else(|| anyhow!("{}: layer {layer} named in manifest.json is missing", path.display()))?;
+        let got = digests.get(&resolve(layer)).ok_or_else(|| anyhow!("{}: layer {layer} named in manifest.json is missing", path.display()))?;
         if got != want {
             bail!("{}: layer {layer} has {got}, the config says {want}", path.display());
         }
@@ -156,9 +176,29 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo> {
 
 /// Walk a tar stream (ustar, GNU long names, PAX `path`), calling `f(name, size, data)` for
 /// each regular file. A reader of its own: all seaworthy needs is names and bytes.
-pub fn for_each_entry<R: Read>(mut r: R, mut f: impl FnMut(&str, u64, &mut dyn Read) -> std::io::Result<()>) -> Result<()> {
+pub fn for_each_entry<R: Read>(r: R, mut f: impl FnMut(&str, u64, &mut dyn Read) -> std::io::Result<()>) -> Result<()> {
+    walk_entries(r, |entry| match entry {
+        Entry::File { name, size, data } => f(name, size, data),
+        Entry::Link { .. } => Ok(()),
+    })
+}
+
+/// One member of a tar stream, as [`walk_entries`] hands it over.
+pub enum Entry<'a> {
+    /// A regular file and its bytes.
+    File { name: &'a str, size: u64, data: &'a mut dyn Read },
+    /// A symbolic or hard link, its target resolved to the member name it points at (relative
+    /// to the archive's root, `.`/`..` folded; a target outside the archive keeps what is left).
+    Link { name: &'a str, target: &'a str },
+}
+
+/// Walk a tar stream (ustar, GNU long names and link names, PAX `path`/`linkpath`), calling `f`
+/// for each regular file and each link; folders and other members are skipped.
+pub fn walk_entries<R: Read>(mut r: R, mut f: impl FnMut(Entry<'_>) -> std::io::Result<()>) -> Result<()> {
     let mut long_name: Option<String> = None;
+    let mut long_link: Option<String> = None;
     let mut pax_path: Option<String> = None;
+    let mut pax_link: Option<String> = None;
     let mut header = [0u8; 512];
     loop {
         if !read_full(&mut r, &mut header)? {
@@ -184,31 +224,60 @@ pub fn for_each_entry<R: Read>(mut r: R, mut f: impl FnMut(&str, u64, &mut dyn R
         let padded = size.div_ceil(512) * 512;
         let mut data = (&mut r).take(size);
         match kind {
-            b'L' => {
+            b'L' | b'K' => {
                 let mut buf = Vec::new();
                 data.read_to_end(&mut buf)?;
-                long_name = Some(cstr(&buf));
+                *(if kind == b'L' { &mut long_name } else { &mut long_link }) = Some(cstr(&buf));
             }
             b'x' => {
                 let mut buf = Vec::new();
                 data.read_to_end(&mut buf)?;
                 pax_path = pax_record(&buf, "path");
+                pax_link = pax_record(&buf, "linkpath");
             }
-            b'0' | 0 | b'7' => {
+            b'0' | 0 | b'7' | b'1' | b'2' => {
                 let name = pax_path.take().or(long_name.take()).unwrap_or(name);
                 let name = name.trim_start_matches("./").to_string();
-                f(&name, size, &mut data)?;
+                let link = pax_link.take().or(long_link.take()).unwrap_or_else(|| cstr(&header[157..257]));
+                match kind {
+                    // A symlink's target is relative to its own folder; a hard link's to the root.
+                    b'2' => {
+                        let folder = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                        let target = if link.starts_with('/') { link.clone() } else { format!("{folder}/{link}") };
+                        f(Entry::Link { name: &name, target: &fold_path(&target) })?;
+                    }
+                    b'1' => f(Entry::Link { name: &name, target: &fold_path(&link) })?,
+                    _ => f(Entry::File { name: &name, size, data: &mut data })?,
+                }
                 std::io::copy(&mut data, &mut std::io::sink())?;
             }
             _ => {
                 pax_path = None;
+                pax_link = None;
                 long_name = None;
+                long_link = None;
                 std::io::copy(&mut data, &mut std::io::sink())?;
             }
         }
         let mut pad = (&mut r).take(padded - size);
         std::io::copy(&mut pad, &mut std::io::sink())?;
     }
+}
+
+/// `a/./b/../c` -> `a/c`, relative to the archive's root (a leading `/` or `..` past the root is
+/// dropped: nothing outside the archive can be read from it anyway).
+fn fold_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<bool> {
@@ -332,5 +401,75 @@ mod tests {
         let junk = t.path().join("junk.tar");
         std::fs::write(&junk, vec![7u8; 2048]).unwrap();
         assert!(inspect_archive(&junk).is_err());
+    }
+
+    /// What `docker save` before v25 writes for an image whose layers repeat: one
+    /// `<id>/layer.tar` file, the others links to it (symlinks `../<id>/layer.tar`; hard links in
+    /// some tools; with a target too long for the ustar header, a PAX `linkpath`).
+    #[test]
+    fn follows_layer_links_as_old_docker_save_writes_them() {
+        let layer: &[u8] = b"shared layer bytes";
+        let other: &[u8] = b"top layer";
+        let long = "d".repeat(120);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{a}","{a}","{a}","{a}","{a}","{b}"]}}}}"#,
+            a = sha(layer),
+            b = sha(other)
+        );
+        let layers = ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar", &format!("{long}/layer.tar"), "eee/layer.tar", "top/layer.tar"];
+        let manifest = format!(r#"[{{"Config":"cfg.json","RepoTags":["t:1"],"Layers":{}}}]"#, serde_json::to_string(&layers).unwrap());
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let put = |rel: &str, data: &[u8]| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        put("manifest.json", manifest.as_bytes());
+        put("cfg.json", config.as_bytes());
+        put("aaa/layer.tar", layer);
+        put("top/layer.tar", other);
+        for d in ["bbb", "ccc", "eee", long.as_str()] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("../aaa/layer.tar", root.join("bbb/layer.tar")).unwrap();
+        // A symlink to a symlink, and an absolute one (relative to the archive's root).
+        std::os::unix::fs::symlink("/bbb/./layer.tar", root.join("ccc/layer.tar")).unwrap();
+        std::fs::hard_link(root.join("aaa/layer.tar"), root.join(format!("{long}/layer.tar"))).unwrap();
+        // A target longer than the header's 100 bytes: PAX linkpath, or GNU's ././@LongLink.
+        std::os::unix::fs::symlink(format!("../{long}/layer.tar"), root.join("eee/layer.tar")).unwrap();
+        let tar = |format: &str| {
+            let out = t.path().join(format!("{format}.tar"));
+            let st = Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg(format!("--format={format}"))
+                .arg("-cf")
+                .arg(&out)
+                .args(["manifest.json", "cfg.json", "aaa", "bbb", "ccc", &long, "eee", "top"])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            out
+        };
+        for format in ["posix", "gnu"] {
+            let path = tar(format);
+            let info = inspect_archive(&path).unwrap_or_else(|e| panic!("{format}: {e:#}"));
+            assert_eq!(info.layers, layers, "{format}");
+            assert_eq!(info.diff_ids, [sha(layer), sha(layer), sha(layer), sha(layer), sha(layer), sha(other)], "{format}");
+        }
+
+        // A link to nothing is still a missing layer.
+        std::fs::remove_file(root.join("bbb/layer.tar")).unwrap();
+        std::os::unix::fs::symlink("../gone/layer.tar", root.join("bbb/layer.tar")).unwrap();
+        let e = format!("{:#}", inspect_archive(&tar("posix")).unwrap_err());
+        assert!(e.contains("layer bbb/layer.tar named in manifest.json is missing"), "{e}");
+    }
+
+    #[test]
+    fn folds_link_targets() {
+        assert_eq!(fold_path("bbb/../aaa/layer.tar"), "aaa/layer.tar");
+        assert_eq!(fold_path("/x/./y//z"), "x/y/z");
+        assert_eq!(fold_path("../../etc/passwd"), "etc/passwd");
     }
 }

@@ -117,6 +117,21 @@ impl Builder {
         }
     }
 
+    /// Prints the image ID of `tag` (one line) when it is in the builder's local storage.
+    pub fn image_id_args(self, tag: &str) -> Vec<String> {
+        match self {
+            Builder::Docker | Builder::Podman => vec!["image".into(), "inspect".into(), "--format".into(), "{{.Id}}".into(), tag.into()],
+            Builder::Buildah => vec!["inspect".into(), "--type".into(), "image".into(), "--format".into(), "{{.FromImageID}}".into(), tag.into()],
+        }
+    }
+
+    /// The image ID of `tag` in the builder's local storage; None when it is not there.
+    pub fn image_id(self, tag: &str) -> Option<String> {
+        let out = Command::new(self.program()).args(self.image_id_args(tag)).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !id.is_empty() && !id.contains(char::is_whitespace)).then_some(id)
+    }
+
     pub fn exists(self, tag: &str) -> bool {
         Command::new(self.program())
             .args(self.exists_args(tag))
@@ -150,6 +165,9 @@ mod tests {
         assert_eq!(Builder::Docker.save_args("t:1", out).join(" "), "save --output /o/a.tar t:1");
         assert_eq!(Builder::Buildah.save_args("t:1", out).join(" "), "push t:1 docker-archive:/o/a.tar:t:1");
         assert_eq!(Builder::Podman.exists_args("t:1").join(" "), "image exists t:1");
+        assert_eq!(Builder::Podman.image_id_args("debian:bookworm-slim").join(" "), "image inspect --format {{.Id}} debian:bookworm-slim");
+        assert_eq!(Builder::Docker.image_id_args("b").join(" "), "image inspect --format {{.Id}} b");
+        assert_eq!(Builder::Buildah.image_id_args("b").join(" "), "inspect --type image --format {{.FromImageID}} b");
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //! Every sandbox has its own podman network, on which each Pod answers to the names of the
 //! Services that select it (aardvark-dns), as cluster DNS would; a Pod's ports are published on
 //! 127.0.0.1 only. Dropping the [`Sandbox`] removes its pods, volumes and network, also when a
-//! test panics.
+//! test panics. What a killed process could not remove, [`sweep_leftovers`] does: everything
+//! carries [`SANDBOX_LABEL`]`=<sandbox>` and [`OWNER_LABEL`]`=<pid>-<process start time>`.
+//!
+//! Rootful podman only: readiness probes and Pod IPs are the Pods' bridge addresses, which only
+//! rootful podman routes from the host (rootless podman keeps them in its own network namespace).
 
 use super::builder::Builder;
 use super::tag::ImageBuild;
-use crate::stack::Stack;
+use crate::stack::{MountedFile, Stack};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,6 +24,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Names the sandbox (network, pods and volumes alike) everything belongs to.
+pub const SANDBOX_LABEL: &str = "io.seaworthy.sandbox";
+/// The process that made it: `<pid>-<start time>` (`/proc/<pid>/stat` field 22), so that a
+/// leftover of a killed run is told apart from a sandbox of a run still going.
+pub const OWNER_LABEL: &str = "io.seaworthy.sandbox-owner";
 
 /// Run podman; stdout on success, an error with its stderr otherwise.
 pub fn podman(args: &[&str]) -> Result<String> {
@@ -81,14 +91,21 @@ impl Sandbox {
         if !Builder::Podman.works() {
             bail!("running images as Pods needs podman (apt-get install podman; then ci/podman-setup.sh)");
         }
+        check_rootful()?;
         let clean: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
         let name = format!("sw-{}-{:06x}", clean.trim_matches('-'), rand::random::<u32>() & 0xff_ffff);
         let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir()?;
         let mut sandbox = Sandbox { network: name.clone(), name, base: super::base(), dir, pods: vec![], volumes: vec![], counter: 0 };
-        podman(&["network", "create", "--label", "io.seaworthy.sandbox=1", &sandbox.network])?;
+        let labels = sandbox.labels();
+        podman(&["network", "create", "--label", &labels[0], "--label", &labels[1], &sandbox.network])?;
         // Only now is there something for Drop to remove.
         sandbox.counter = 1;
         Ok(sandbox)
+    }
+
+    /// `--label` values of everything this sandbox creates.
+    fn labels(&self) -> [String; 2] {
+        [format!("{SANDBOX_LABEL}={}", self.name), format!("{OWNER_LABEL}={}", owner_of(std::process::id()).unwrap_or_default())]
     }
 
     /// Where this sandbox keeps host-side files (ConfigMap/Secret contents).
@@ -157,9 +174,10 @@ impl Sandbox {
             pod_name.clone(),
             "--network".into(),
             self.network.clone(),
-            "--label".into(),
-            format!("io.seaworthy.sandbox={}", self.name),
         ];
+        for l in self.labels() {
+            create.extend(["--label".into(), l]);
+        }
         for a in &aliases {
             create.extend(["--network-alias".into(), a.clone()]);
         }
@@ -236,7 +254,8 @@ impl Sandbox {
 
     fn ensure_volume(&mut self, name: &str) -> Result<()> {
         if !self.volumes.iter().any(|v| v == name) {
-            podman(&["volume", "create", "--label", &format!("io.seaworthy.sandbox={}", self.name), name])?;
+            let labels = self.labels();
+            podman(&["volume", "create", "--label", &labels[0], "--label", &labels[1], name])?;
             self.volumes.push(name.to_string());
         }
         Ok(())
@@ -295,6 +314,7 @@ impl Sandbox {
         }
         // ConfigMap/Secret contents, as files on the host mounted read-only where the manifest says.
         let files = stack.mounted_files(workload, &c.name)?;
+        let mounts: Vec<&Path> = c.volume_mounts.iter().flatten().map(|m| Path::new(&m.mount_path)).collect();
         let spec_volumes = stack.pod_spec(workload).and_then(|s| s.volumes.clone()).unwrap_or_default();
         for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
             let ro = if m.read_only == Some(true) { ":ro" } else { "" };
@@ -325,10 +345,7 @@ impl Sandbox {
                 a.extend(["--volume".into(), format!("{}:{}:ro", file.display(), m.mount_path)]);
             } else {
                 // The whole folder is the volume's, as in a Pod: the image's files there are hidden.
-                std::fs::create_dir_all(&host)?;
-                for f in files.iter().filter(|f| f.path.parent() == Some(mount)) {
-                    std::fs::write(host.join(f.path.file_name().expect("a file under the mount")), &f.content)?;
-                }
+                write_volume_files(&host, mount, &mounts, &files).with_context(|| format!("container {}: volume {}", c.name, m.name))?;
                 a.extend(["--volume".into(), format!("{}:{}:ro", host.display(), m.mount_path)]);
             }
         }
@@ -365,6 +382,106 @@ impl Drop for Sandbox {
         }
         let _ = Command::new("podman").args(["network", "rm", "--force", &self.network]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
+}
+
+/// Write the files of one ConfigMap/Secret volume mounted (whole) at `mount` into `host`, at
+/// their paths inside the volume: an `items[].path` with folders (`conf/site/a.conf`) gets them.
+/// `files` are all the container's mounted files; those under a deeper mount of `mounts` belong
+/// to that one.
+pub fn write_volume_files(host: &Path, mount: &Path, mounts: &[&Path], files: &[MountedFile]) -> Result<()> {
+    std::fs::create_dir_all(host)?;
+    for f in files {
+        let Ok(rel) = f.path.strip_prefix(mount) else { continue };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let deeper = mounts.iter().any(|m| m.as_os_str().len() > mount.as_os_str().len() && m.starts_with(mount) && f.path.starts_with(m));
+        if deeper {
+            continue;
+        }
+        if !rel.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            bail!("{}: a volume file must stay inside its volume", f.path.display());
+        }
+        let to = host.join(rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&to, &f.content).with_context(|| format!("writing {}", to.display()))?;
+    }
+    Ok(())
+}
+
+/// Fails, saying what to do, when podman runs rootless: the sandbox reaches Pods at their
+/// bridge addresses, which rootless podman does not route from the host.
+pub fn check_rootful() -> Result<()> {
+    if podman(&["info", "--format", "{{.Host.Security.Rootless}}"]).is_ok_and(|r| r == "true") {
+        bail!(
+            "podman runs rootless here, and the image tests reach Pods at their bridge addresses, which only rootful podman \
+             routes from the host: run them as root (sudo -E cargo test --test images)"
+        );
+    }
+    Ok(())
+}
+
+/// `<pid>-<start time>` of a running process (the start time in clock ticks since boot, field 22
+/// of /proc/<pid>/stat), or None when it is not running.
+fn owner_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so count from the last ')'.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{pid}-{start}"))
+}
+
+/// Whether a sandbox with this owner label is a leftover: its process is gone (or the label
+/// predates owners, or is unreadable). `alive(pid)` is [`owner_of`] on the live system.
+fn is_leftover(owner: Option<&str>, alive: impl Fn(u32) -> Option<String>) -> bool {
+    let Some(owner) = owner.filter(|o| !o.is_empty()) else { return true };
+    let Some(pid) = owner.split_once('-').and_then(|(p, _)| p.parse::<u32>().ok()) else { return true };
+    alive(pid).as_deref() != Some(owner)
+}
+
+/// Remove the pods, volumes and networks of sandboxes whose process is gone (a test run that was
+/// killed before its Drop could run), and their host-side folders. Sandboxes of processes still
+/// running, this one's included, are left alone. Returns the sandbox names swept.
+pub fn sweep_leftovers() -> Result<Vec<String>> {
+    let label = format!("label={SANDBOX_LABEL}");
+    let mut swept = std::collections::BTreeSet::new();
+    // Pods first (their containers use the volumes and the network), then volumes, then networks.
+    for (what, list, remove) in [
+        ("pod", vec!["pod", "ps", "--filter", label.as_str(), "--format", "json"], vec!["pod", "rm", "--force", "--time", "0"]),
+        ("volume", vec!["volume", "ls", "--filter", label.as_str(), "--format", "json"], vec!["volume", "rm", "--force"]),
+        ("network", vec!["network", "ls", "--filter", label.as_str(), "--format", "json"], vec!["network", "rm", "--force"]),
+    ] {
+        let out = podman(&list)?;
+        let items: Vec<serde_json::Value> = if out.trim().is_empty() { vec![] } else { serde_json::from_str(&out).with_context(|| format!("podman {what} list"))? };
+        for item in items {
+            let field = |v: &serde_json::Value, key: &str| v.get(key).or_else(|| v.get(key.to_ascii_lowercase())).cloned();
+            let Some(name) = field(&item, "Name").and_then(|n| n.as_str().map(str::to_string)) else { continue };
+            let labels = field(&item, "Labels").unwrap_or_default();
+            let owner = labels.get(OWNER_LABEL).and_then(|o| o.as_str());
+            if !is_leftover(owner, owner_of) {
+                continue;
+            }
+            let mut args = remove.clone();
+            args.push(&name);
+            podman(&args).with_context(|| format!("removing leftover {what} {name}"))?;
+            // The sandbox's name; a label from before sandbox names were labelled says `1`.
+            match labels.get(SANDBOX_LABEL).and_then(|s| s.as_str()).filter(|s| s.starts_with("sw-")) {
+                Some(sandbox) => swept.insert(sandbox.to_string()),
+                None => swept.insert(name.clone()),
+            };
+        }
+    }
+    // The host-side files of a swept sandbox: `<tmp>/<sandbox>-XXXXXX` (see Sandbox::new).
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if swept.iter().any(|s| s.starts_with("sw-") && n.starts_with(&format!("{s}-"))) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(swept.into_iter().collect())
 }
 
 impl Pod {
@@ -539,5 +656,140 @@ impl Pod {
         } else {
             bail!("probe kind not supported by the sandbox (grpc?)")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::{Stack, StackSpec, parse_documents};
+    use std::path::PathBuf;
+
+    /// A stack of one Deployment whose container mounts a ConfigMap with `items` in folders, a
+    /// whole Secret, and a ConfigMap folder under the Secret's (a deeper mount).
+    fn stack() -> Stack {
+        let manifests = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: conf}
+data:
+  site: "server {}\n"
+  main: "main\n"
+  ignored: "not an item\n"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: inner}
+data: {inner.txt: "inner\n"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+data:
+  password: c2VjcmV0LXB3
+stringData:
+  user: admin
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: web:v1
+        volumeMounts:
+        - {name: conf, mountPath: /etc/app}
+        - {name: creds, mountPath: /run/secrets/db, readOnly: true}
+        - {name: inner, mountPath: /run/secrets/db/extra}
+      volumes:
+      - name: conf
+        configMap:
+          name: conf
+          items:
+          - {key: site, path: sites/enabled/site.conf}
+          - {key: main, path: main.conf}
+      - name: creds
+        secret: {secretName: creds}
+      - name: inner
+        configMap: {name: inner}
+"#;
+        let mut problems = Vec::new();
+        let objects = parse_documents(Path::new("m.yaml"), manifests, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let spec: StackSpec = toml::from_str("name = \"t\"\nseed = \"s\"\n[entry]\nservice = \"web\"\nport = 80\npath = \"/\"\n").unwrap();
+        Stack { dir: PathBuf::from("/nonexistent"), spec, objects, variant: None }
+    }
+
+    fn tree(dir: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn configmap_items_in_folders_and_secrets_become_files() {
+        let s = stack();
+        let files = s.mounted_files("web", "web").unwrap();
+        let mounts = [Path::new("/etc/app"), Path::new("/run/secrets/db"), Path::new("/run/secrets/db/extra")];
+        let t = tempfile::tempdir().unwrap();
+
+        let conf = t.path().join("conf");
+        write_volume_files(&conf, mounts[0], &mounts, &files).unwrap();
+        assert_eq!(
+            tree(&conf),
+            [("main.conf".to_string(), "main\n".to_string()), ("sites/enabled/site.conf".to_string(), "server {}\n".to_string())],
+            "the items, at their paths (folders made), and no other key"
+        );
+
+        let creds = t.path().join("creds");
+        write_volume_files(&creds, mounts[1], &mounts, &files).unwrap();
+        assert_eq!(
+            tree(&creds),
+            [("password".to_string(), "secret-pw".to_string()), ("user".to_string(), "admin".to_string())],
+            "every key of the Secret, data decoded and stringData as is; the deeper mount's file is not the Secret's"
+        );
+
+        let inner = t.path().join("inner");
+        write_volume_files(&inner, mounts[2], &mounts, &files).unwrap();
+        assert_eq!(tree(&inner), [("inner.txt".to_string(), "inner\n".to_string())]);
+    }
+
+    #[test]
+    fn a_volume_file_cannot_leave_its_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let files = [MountedFile { path: PathBuf::from("/etc/app/../../x"), content: b"x".to_vec() }];
+        let e = write_volume_files(t.path(), Path::new("/etc/app"), &[Path::new("/etc/app")], &files).unwrap_err();
+        assert!(e.to_string().contains("must stay inside its volume"), "{e}");
+    }
+
+    #[test]
+    fn leftovers_are_sandboxes_whose_process_is_gone() {
+        let me = owner_of(std::process::id()).expect("this process's own /proc/<pid>/stat");
+        let (pid, start) = me.split_once('-').unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(start.parse::<u64>().is_ok(), "{me}");
+        // This process: not a leftover; the same pid with another start time (pid reused): one.
+        assert!(!is_leftover(Some(&me), owner_of));
+        assert!(is_leftover(Some(&format!("{pid}-1")), owner_of));
+        // A process that is gone, and sandboxes made before owners were labelled.
+        assert!(is_leftover(Some("4194305-17"), |_| None));
+        assert!(is_leftover(None, owner_of));
+        assert!(is_leftover(Some(""), owner_of));
+        assert!(is_leftover(Some("garbage"), owner_of));
     }
 }

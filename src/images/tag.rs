@@ -2,9 +2,18 @@
 //! context (which are also what gets staged for the build, so the two cannot drift apart), the
 //! Dockerfile, the base image, the version and the other build arguments. An edit to any of them
 //! is a new tag; an unchanged context is the same tag, found already built and not rebuilt.
+//!
+//! The base image counts by its image ID where the builder has it, not only by its tag: a base
+//! re-imported (ci/debian-base.sh) or re-pulled under the same tag is a new base, and every image
+//! on it is rebuilt. Where the builder does not have the base yet (a registry pulls it during the
+//! first build), the tag alone is hashed; the next process, which sees the pulled base's ID,
+//! hashes to a new tag once and rebuilds (from the builder's layer cache).
 
+use super::builder::Builder;
 use crate::stack::Stack;
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -16,6 +25,8 @@ pub struct ImageBuild {
     pub image: String,
     pub version: String,
     pub base: String,
+    /// The base image's ID in the builder's storage, when it has it (hashed with the tag).
+    pub base_id: Option<String>,
     /// The build context folder.
     pub context: PathBuf,
     /// The Dockerfile, as stack.toml names it (relative to the context).
@@ -44,7 +55,14 @@ pub enum FileKind {
 }
 
 impl ImageBuild {
+    /// The build of `<image>:<version>` on `base`, its ID looked up with the builder that
+    /// [`Builder::detect`] finds (once per process and base: see [`base_image_id`]).
     pub fn new(stack: &Stack, image: &str, version: &str, base: &str) -> Result<ImageBuild> {
+        Self::with_base_id(stack, image, version, base, base_image_id(base).as_deref())
+    }
+
+    /// [`ImageBuild::new`] with the base's image ID given (None: hash its tag only).
+    pub fn with_base_id(stack: &Stack, image: &str, version: &str, base: &str, base_id: Option<&str>) -> Result<ImageBuild> {
         let spec = stack.spec.images.iter().find(|i| i.name == image).ok_or_else(|| {
             let known: Vec<&str> = stack.spec.images.iter().map(|i| i.name.as_str()).collect();
             anyhow!("stack {}: no image {image:?} in stack.toml (images: {})", stack.name(), known.join(", "))
@@ -62,13 +80,14 @@ impl ImageBuild {
         let files = context_files(&context).with_context(|| format!("stack {}: image {image}: reading the build context", stack.name()))?;
         let dockerfile_text = std::fs::read(context.join(&dockerfile))
             .with_context(|| format!("stack {}: image {image}: reading {}", stack.name(), context.join(&dockerfile).display()))?;
-        let hash = context_hash(&files, &dockerfile, &dockerfile_text, &build_args);
+        let hash = content_hash(&files, &dockerfile, &dockerfile_text, &build_args, base_id);
         let tag = format!("{}/{image}:{version}-{hash}", super::REPOSITORY);
         Ok(ImageBuild {
             stack: stack.name().to_string(),
             image: image.to_string(),
             version: version.to_string(),
             base: base.to_string(),
+            base_id: base_id.map(str::to_string),
             context,
             dockerfile,
             build_args,
@@ -159,10 +178,28 @@ pub fn context_files(context: &Path) -> Result<Vec<ContextFile>> {
     Ok(out)
 }
 
-/// 12 hex digits of SHA-256 over the context files (sorted paths, kinds, modes and contents),
-/// the Dockerfile (its path and text) and the build arguments. Every field is length-prefixed,
-/// so no two different inputs concatenate to the same bytes.
+/// The image ID of `base` in the builder's storage, looked up once per process (so that every
+/// tag a process computes, for building and for the manifests it applies, agrees), with
+/// `SEAWORTHY_BUILDER` or the builder [`Builder::detect`] finds. None when there is no builder
+/// or it does not have the base.
+pub fn base_image_id(base: &str) -> Option<String> {
+    static BUILDER: OnceLock<Option<Builder>> = OnceLock::new();
+    static IDS: Mutex<BTreeMap<String, Option<String>>> = Mutex::new(BTreeMap::new());
+    let mut ids = IDS.lock().unwrap_or_else(|p| p.into_inner());
+    ids.entry(base.to_string())
+        .or_insert_with(|| BUILDER.get_or_init(|| Builder::detect().ok()).and_then(|b| b.image_id(base)))
+        .clone()
+}
+
+/// [`content_hash`] without a base image ID (the base counts by its tag, a build argument).
 pub fn context_hash(files: &[ContextFile], dockerfile: &Path, dockerfile_text: &[u8], build_args: &[(String, String)]) -> String {
+    content_hash(files, dockerfile, dockerfile_text, build_args, None)
+}
+
+/// 12 hex digits of SHA-256 over the context files (sorted paths, kinds, modes and contents),
+/// the Dockerfile (its path and text), the build arguments and, when known, the base image's ID.
+/// Every field is length-prefixed, so no two different inputs concatenate to the same bytes.
+pub fn content_hash(files: &[ContextFile], dockerfile: &Path, dockerfile_text: &[u8], build_args: &[(String, String)], base_id: Option<&str>) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -189,6 +226,10 @@ pub fn context_hash(files: &[ContextFile], dockerfile: &Path, dockerfile_text: &
         field(b"arg");
         field(k.as_bytes());
         field(v.as_bytes());
+    }
+    if let Some(id) = base_id {
+        field(b"base-id");
+        field(id.as_bytes());
     }
     let digest = h.finalize();
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -265,6 +306,7 @@ mod tests {
             image: "i".into(),
             version: "v1".into(),
             base: "b".into(),
+            base_id: None,
             context: src.clone(),
             dockerfile: "Dockerfile".into(),
             build_args: vec![],
@@ -278,5 +320,34 @@ mod tests {
         assert_eq!(df, staged.join("Dockerfile"));
         assert_eq!(context_files(&staged).unwrap(), files);
         assert!(!staged.join("__pycache__").exists());
+    }
+
+    #[test]
+    fn the_base_counts_by_its_image_id_when_known() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "Dockerfile", "ARG BASE\nFROM ${BASE}\n");
+        let files = context_files(d).unwrap();
+        let df = std::fs::read(d.join("Dockerfile")).unwrap();
+        let args = vec![("VERSION".to_string(), "v1".to_string()), ("BASE".to_string(), "debian:bookworm-slim".to_string())];
+        let hash = |id: Option<&str>| content_hash(&files, Path::new("Dockerfile"), &df, &args, id);
+        // Without an ID, the tag-only hash of before.
+        assert_eq!(hash(None), context_hash(&files, Path::new("Dockerfile"), &df, &args));
+        // A base re-imported under the same tag is a different base: a new tag, rebuilt.
+        let a = hash(Some("e78fb5d5489e0aa7f4c8e5b0b1d4c1b4"));
+        let b = hash(Some("0580e6b0b1db3f2c9a8d7e6f5a4b3c2d"));
+        assert_ne!(a, b);
+        assert_ne!(a, hash(None));
+        assert_eq!(a, hash(Some("e78fb5d5489e0aa7f4c8e5b0b1d4c1b4")), "the same base, the same tag");
+
+        // Through ImageBuild, on a stack: the tag follows the ID given, the field keeps it.
+        let stack = crate::stack::Stack::find("phpdemo").unwrap();
+        let with = |id: Option<&str>| ImageBuild::with_base_id(&stack, "phpdemo-code", "v1", "debian:bookworm-slim", id).unwrap();
+        let (x, y, none) = (with(Some("sha256:aaa")), with(Some("sha256:bbb")), with(None));
+        assert_ne!(x.tag, y.tag);
+        assert_ne!(x.tag, none.tag);
+        assert_eq!(x.base_id.as_deref(), Some("sha256:aaa"));
+        assert_eq!(with(Some("sha256:aaa")).tag, x.tag);
+        assert!(x.tag.starts_with("localhost/seaworthy/phpdemo-code:v1-"), "{}", x.tag);
     }
 }
