@@ -4,7 +4,8 @@
 //!
 //! A manifest names an image as `<image>:<version>`; what runs is
 //! `localhost/seaworthy/<image>:<version>-<12 hex>`, the hex a SHA-256 over the build context, the
-//! Dockerfile, the base image and the build arguments. Never `:latest`: a tag names one build.
+//! Dockerfile, the base image (its ID where the builder has it) and the build arguments. Never
+//! `:latest`: a tag names one build.
 
 pub mod archive;
 pub mod build;
