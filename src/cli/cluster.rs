@@ -61,6 +61,14 @@ pub struct DownArgs {
     /// Instead of deleting the cluster, delete the namespaces earlier runs left behind.
     #[arg(long)]
     pub runs: bool,
+    /// With --runs: only namespaces created at least this long ago (younger ones may belong to a
+    /// run still going), e.g. 30m, 2h, 0s.
+    #[arg(long, default_value = "30m", value_parser = parse_age, requires = "runs")]
+    pub older_than: std::time::Duration,
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    crate::traffic::parse_duration(s).map_err(|e| format!("{e:#}"))
 }
 
 pub fn up(args: UpArgs) -> anyhow::Result<i32> {
@@ -95,13 +103,20 @@ pub fn down(args: DownArgs) -> anyhow::Result<i32> {
         let connect = args.cluster.connect();
         return tokio::runtime::Runtime::new()?.block_on(async move {
             let cluster = crate::cluster::Cluster::connect_existing(&connect).await?;
-            let left = crate::apply::leftovers(&cluster.client).await?;
+            let left = crate::apply::leftovers(&cluster.client, args.older_than).await?;
             if left.is_empty() {
-                println!("no namespaces of earlier runs on {}", cluster.context);
+                println!(
+                    "no namespaces of earlier runs older than {}s on {}",
+                    args.older_than.as_secs(),
+                    cluster.context
+                );
             }
             for ns in left {
                 println!("deleting {ns}");
                 crate::apply::delete_namespace(&cluster.client, &ns, None, std::time::Duration::from_secs(180)).await?;
+            }
+            for (node, run) in crate::apply::uncordon_leftovers(&cluster.client).await? {
+                println!("uncordoned node {node} (cordoned by run {run})");
             }
             Ok(0)
         });
