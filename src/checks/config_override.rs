@@ -104,8 +104,15 @@ fn judge_before(obs: &Observed, want: &Want) -> Result<String, String> {
     judge_served(&obs.before, &obs.before_backends, &want.expect, &want.baked_in, &format!("GET {} before the change", want.path))
 }
 
-/// The verdict on what a run saw (stages judged in order; the first that fails decides).
+/// The verdict on what a run saw, with `baked_in_served`: the answers that carried the image's
+/// own config (what the negative control must show).
 pub fn judge(obs: &Observed, want: &Want) -> Verdict {
+    let baked_in = obs.before.iter().chain(&obs.after).filter(|a| a.is_2xx() && a.body.trim() == want.baked_in.trim()).count();
+    judge_stages(obs, want).with_metric("baked_in_served", baked_in as f64)
+}
+
+/// Stages judged in order; the first that fails decides.
+fn judge_stages(obs: &Observed, want: &Want) -> Verdict {
     let before = match judge_before(obs, want) {
         Ok(s) => s,
         Err(r) => return Verdict::fail(r),
@@ -300,6 +307,13 @@ mod tests {
             v.reason,
             r#"GET /api.php before the change: the image's baked-in config is served by phpdemo-a-2: {"host":"127.0.0.1","env":"uat"} (the ConfigMap's is {"host":"0.0.0.0","env":"prod"})"#
         );
+        assert_eq!(v.metrics["baked_in_served"], 1.0);
+        let expect = crate::checks::negative::expectation("config-override", &toml::Table::new()).unwrap();
+        assert!(crate::checks::negative::judge_negative(&expect, v).caught());
+        // A 503 before the change fails the check too, but is not the control's finding.
+        let obs = Observed { before: vec![Answer::response(503, None, "no backend")], restart: None, ..clean() };
+        let v = crate::checks::negative::judge_negative(&expect, judge(&obs, &w));
+        assert!(!v.caught(), "{}", v.reason);
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub(super) fn judge_readiness(run: &ReadinessRun) -> Verdict {
     let sent_in = |from: u64, to: u64| move |r: &&Record| (from..to).contains(&t.sent_ms(r));
     let pod = format!("Pod {}", run.pod);
     let mut problems = Vec::new();
+    // Requests the Pod answered when it should have been out of rotation: the negative
+    // control's finding.
+    let answered_after_unready;
 
     let before = t.records.iter().filter(by_pod).filter(sent_in(0, run.flipped_ms)).count();
     if before == 0 {
@@ -249,6 +252,7 @@ pub(super) fn judge_readiness(run: &ReadinessRun) -> Verdict {
             // Out of rotation: nothing sent once the proxies have followed may reach it.
             let until = back_ms.unwrap_or(run.stopped_ms);
             let late: Vec<&Record> = t.records.iter().filter(by_pod).filter(sent_in(left + run.grace_ms, until)).collect();
+            answered_after_unready = late.len();
             if let Some(first) = late.first() {
                 problems.push(format!(
                     "{pod} left Service {}'s endpoints {:.1}s after {broken}, but still answered {} requests sent more than {:.1}s after that ({}), the first at {:.1}s",
@@ -268,6 +272,7 @@ pub(super) fn judge_readiness(run: &ReadinessRun) -> Verdict {
         }
         _ => {
             let kept: Vec<&Record> = t.records.iter().filter(by_pod).filter(sent_in(run.flipped_ms + deadline_ms, run.restored_ms)).collect();
+            answered_after_unready = kept.len();
             let held = match left_ms {
                 Some(left) => format!("for {:.1}s", s(left)),
                 None => format!("for the whole {:.1}s until the file was removed", s(run.restored_ms)),
@@ -323,6 +328,7 @@ pub(super) fn judge_readiness(run: &ReadinessRun) -> Verdict {
     } else {
         Verdict::fail(problems.join("; "))
     };
+    let verdict = verdict.with_metric("answered_after_unready", answered_after_unready as f64);
     match left_ms {
         Some(left) => verdict.with_metric("endpoint_removed_s", s(left)),
         None => verdict,
@@ -431,6 +437,7 @@ mod tests {
             "{r}"
         );
         assert!(r.ends_with("it kept answering: 33 requests sent after that (503 x33)"), "{r}");
+        assert_eq!(v.metrics["answered_after_unready"], 33.0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod context;
 pub mod http_probe;
+pub mod negative;
 pub mod runner;
 pub mod timeline;
 pub mod verdict;
@@ -21,7 +22,7 @@ mod service_discovery;
 mod stale_dns_proxy;
 
 pub use context::CheckContext;
-pub use verdict::{CheckResult, FailureCluster, Outcome, Phase, Verdict};
+pub use verdict::{CheckResult, FailureCluster, FailureKind, Outcome, Phase, Verdict};
 
 /// Run the check `name` on a running variant.
 pub async fn dispatch(name: &str, ctx: &CheckContext) -> anyhow::Result<Verdict> {
@@ -45,4 +46,25 @@ pub async fn dispatch(name: &str, ctx: &CheckContext) -> anyhow::Result<Verdict>
 /// itself, so that an app that never gets ready is reported with its own error.
 pub fn needs_ready_stack(name: &str) -> bool {
     !matches!(name, "insufficient-resources" | "service-discovery")
+}
+
+/// Whether a check needs the cluster to itself. pdb-drain cordons nodes: while it runs, new Pods
+/// of other stacks (their apply, a rollout, a replacement) may have nowhere to go (on one node,
+/// none), and their checks would fail for a reason that is not theirs.
+pub fn needs_cluster_alone(name: &str) -> bool {
+    name == "pdb-drain"
+}
+
+/// One per process: every variant of a check holds it while its namespace exists, shared, or
+/// alone for [`needs_cluster_alone`]. tokio's RwLock is fair, so a waiting drain is not starved
+/// by a stream of shared holders.
+static CLUSTER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+pub enum ClusterGuard {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+pub async fn lock_cluster(check: &str) -> ClusterGuard {
+    if needs_cluster_alone(check) { ClusterGuard::Alone(CLUSTER.write().await) } else { ClusterGuard::Shared(CLUSTER.read().await) }
 }

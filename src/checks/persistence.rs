@@ -117,7 +117,15 @@ pub fn judge(data: &[Datum], deleted: &[String]) -> Verdict {
         };
         if let Err(seen) = holds(&d.expect, last, true) {
             let tries = if d.after.len() > 1 { format!(" (after {} tries)", d.after.len()) } else { String::new() };
-            return Verdict::fail(format!("data lost: {}; after deleting {} and waiting for their replacements, {} answered {seen}{tries}", d.what, deleted.join(", "), d.read));
+            let v = Verdict::fail(format!("data lost: {}; after deleting {} and waiting for their replacements, {} answered {seen}{tries}", d.what, deleted.join(", "), d.read));
+            // Lost only if the app itself answered without it; a 5xx or no answer (the app or its
+            // database not back) says nothing about the data.
+            let from_its_pod = match &d.expect {
+                Expect::FileOn { backend, .. } => last.backend.as_deref() == Some(backend.as_str()),
+                _ => true,
+            };
+            let app_answered = from_its_pod && last.status.is_some_and(|s| s < 500);
+            return v.with_metric("data_lost", app_answered as u8 as f64);
         }
     }
     let what: Vec<&str> = data.iter().map(|d| d.what.as_str()).collect();
@@ -418,7 +426,7 @@ mod tests {
     fn the_count_carries_on_or_its_reset_is_reported() {
         let gone = deleted(&["counter-redis-9-r", "counter-app-1", "counter-app-2", "counter-app-3"]);
         let loading = answer(503, "counter-app-4", "counter: redis at counter-redis:6379 could not count: LOADING Redis is loading the dataset in memory\n");
-        let v = judge(&counter(vec![loading, counter_page("counter-app-4", 6)]), &gone);
+        let v = judge(&counter(vec![loading.clone(), counter_page("counter-app-4", 6)]), &gone);
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 
         // emptydir-redis: the count starts over.
@@ -426,6 +434,12 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.reason.starts_with("data lost: the count 5 after 5 visits; after deleting counter-redis-9-r, "), "{}", v.reason);
         assert!(v.reason.ends_with("GET / answered 200 from counter-app-5 \"Hello World by counter-app-5 from 10.244.1.1 ! This page has been visited 1 times.\" (count 1)"), "{}", v.reason);
+        assert_eq!(v.metrics["data_lost"], 1.0);
+
+        // Still failing after the wait, but on the database, not on the data: not a loss.
+        let v = judge(&counter(vec![loading.clone()]), &gone);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.metrics["data_lost"], 0.0, "{}", v.reason);
     }
 
     fn flask(after: Vec<Answer>) -> Vec<Datum> {
@@ -456,6 +470,7 @@ mod tests {
         // Only the other Pod ever answered: that is not a pass either.
         let v = judge(&flask(vec![other.clone(), other]), &gone);
         assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.metrics["data_lost"], 0.0, "the Pod holding the file never answered: {}", v.reason);
         assert!(v.reason.contains("flask-sts-0 never answered (last answer: 404 from flask-sts-1"), "{}", v.reason);
     }
 
@@ -474,6 +489,7 @@ mod tests {
         let v = judge(&data(vec![to_installer]), &gone);
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.reason.ends_with("GET /?rest_route=/wp/v2/posts/5 answered 302 from wordpress-4 to http://127.0.0.1:30012/wp-admin/install.php (empty body)"), "{}", v.reason);
+        assert_eq!(v.metrics["data_lost"], 1.0);
     }
 
     #[test]

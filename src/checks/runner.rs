@@ -3,7 +3,7 @@
 
 use super::context::{CheckContext, Timeouts};
 use super::verdict::{CheckResult, Outcome, Verdict};
-use super::{actions::Actions, dispatch, needs_ready_stack};
+use super::{actions::Actions, dispatch, lock_cluster, needs_ready_stack, negative};
 use crate::cleanup::Cleanup;
 use crate::cluster::Cluster;
 use crate::observe::{EventLog, Observer};
@@ -22,6 +22,13 @@ pub struct RunOptions {
 }
 
 pub async fn run_check(cluster: &Cluster, stack: &Stack, check: &CheckSpec, run_id: &str, image_ref: ImageRefFn, opts: &RunOptions, cleanup: &Cleanup) -> CheckResult {
+    let result = |good: Verdict, negative| CheckResult { stack: stack.name().to_string(), check: check.name.clone(), good, negative };
+    // A kept namespace holds the stack's fixed NodePorts: every later apply of the stack would
+    // fail on "provided port is already allocated", and be reported as this check's failure.
+    if let Some(kept) = cleanup.kept_of(stack.name()) {
+        let why = format!("not run: namespace {kept} of this stack was kept for inspection (--keep-on-failure) and holds its NodePorts");
+        return result(Verdict::skipped(why.clone()), check.negative.clone().map(|n| (n, Verdict::skipped(why))));
+    }
     let good = run_variant(cluster, stack.clone(), check, run_id, image_ref.clone(), opts, cleanup).await;
     let negative = match &check.negative {
         None => None,
@@ -30,33 +37,47 @@ pub async fn run_check(cluster: &Cluster, stack: &Stack, check: &CheckSpec, run_
         Some(name) => {
             let verdict = match stack.variant(name) {
                 Ok(variant) => run_variant(cluster, variant, check, run_id, image_ref, opts, cleanup).await,
-                Err(e) => Verdict::fail(format!("negative control {name} does not render: {e}")),
+                Err(e) => Verdict::harness_error(format!("negative control {name} does not render: {e}")),
             };
             Some((name.clone(), verdict))
         }
     };
-    CheckResult { stack: stack.name().to_string(), check: check.name.clone(), good, negative }
+    result(good, negative)
 }
 
+/// Run one variant: the good stack (`stack.variant` is None), or a negative control, whose
+/// verdict then says whether it was caught (see [`negative::judge_negative`]).
 pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run_id: &str, image_ref: ImageRefFn, opts: &RunOptions, cleanup: &Cleanup) -> Verdict {
+    let expect = match &stack.variant {
+        None => None,
+        Some(_) => match negative::expectation(&check.name, &check.params) {
+            Ok(e) => Some(e),
+            Err(e) => return Verdict::harness_error(e),
+        },
+    };
     let variant = stack.variant.clone().unwrap_or_else(|| "good".into());
-    let label = format!("{}/{}/{variant}", stack.name(), check.name);
-    // One namespace per check and variant: a kept one (--keep-on-failure) never blocks the next.
+    let stack_name = stack.name().to_string();
+    let label = format!("{stack_name}/{}/{variant}", check.name);
+    // Before anything is created: a stack this cluster cannot reach is a skip with nothing to undo.
+    let (entry_url, host_header) = match cluster.entry_url(&stack.spec.entry) {
+        Ok(v) => v,
+        Err(e) => return Verdict::skipped(format!("{e:#}")),
+    };
+    let _cluster = lock_cluster(&check.name).await;
+    // One namespace per check and variant.
     let ns = crate::apply::render::namespace_name(&format!("{}-{}", stack.name(), check.name), stack.variant.as_deref(), run_id);
-    cleanup.track(&ns);
+    if let Err(e) = cleanup.track(&ns) {
+        return Verdict::skipped(format!("not run: {e:#}"));
+    }
     let applied = {
         let f = image_ref.clone();
         crate::apply::apply(&cluster.client, &stack, &ns, run_id, &move |n: &str, v: &str| f(n, v)).await.map(|_| ns.clone())
     };
     let log = EventLog::default();
-    let mut verdict = match applied {
-        Err(e) => Verdict::fail(format!("could not apply {label}: {e:#}")),
+    let verdict = match applied {
+        Err(e) => Verdict::harness_error(format!("could not apply {label}: {e:#}")),
         Ok(ns) => {
             let observer = Observer::start(&cluster.client, &ns, log.clone());
-            let (entry_url, host_header) = match cluster.entry_url(&stack.spec.entry) {
-                Ok(v) => v,
-                Err(e) => return Verdict::skipped(format!("{e:#}")),
-            };
             let ctx = CheckContext {
                 client: cluster.client.clone(),
                 info: cluster.info.clone(),
@@ -69,6 +90,7 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
                 timeouts: opts.timeouts,
                 ns: ns.clone(),
                 stack,
+                cleanup: cleanup.clone(),
             };
             let result = async {
                 if needs_ready_stack(&check.name) {
@@ -78,10 +100,17 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
             }
             .await;
             drop(observer);
-            result.unwrap_or_else(|e| Verdict::fail(format!("{e:#}")))
+            // An error is the harness's (a wait that timed out, an exec or an API call that
+            // failed): the check never got to judge the stack.
+            result.unwrap_or_else(|e| Verdict::harness_error(format!("{e:#}")))
         }
     };
-    if verdict.outcome == Outcome::Fail {
+    let mut verdict = match &expect {
+        Some(expect) => negative::judge_negative(expect, verdict),
+        None => verdict,
+    };
+    let unexpected = unexpected(&verdict, expect.is_some());
+    if unexpected {
         let dir = opts.artifacts.join(&ns);
         match crate::evidence::collect(&cluster.client, &ns, &dir, &log.entries()).await {
             Ok(dir) => {
@@ -91,10 +120,40 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
             Err(e) => eprintln!("{label}: could not save evidence: {e:#}"),
         }
     }
-    if verdict.outcome == Outcome::Fail && opts.keep_on_failure {
-        cleanup.keep(&ns);
+    if unexpected && opts.keep_on_failure {
+        cleanup.keep(&stack_name, &ns);
     } else if let Err(e) = cleanup.delete(&ns).await {
         eprintln!("{label}: cleanup of {ns}: {e:#}");
     }
     verdict
+}
+
+/// What deserves evidence and, under `--keep-on-failure`, a kept namespace: a good stack that
+/// failed, or a negative control that was not caught. A caught control failed as it should; its
+/// namespace is of no interest, and would hold the stack's NodePorts for nothing.
+pub fn unexpected(v: &Verdict, negative_control: bool) -> bool {
+    match v.outcome {
+        Outcome::Skipped => false,
+        _ if negative_control => !v.caught(),
+        Outcome::Fail => true,
+        Outcome::Pass => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::FailureKind;
+
+    #[test]
+    fn only_unexpected_outcomes_are_kept() {
+        assert!(unexpected(&Verdict::fail("3 failed"), false));
+        assert!(!unexpected(&Verdict::pass("ok"), false));
+        assert!(!unexpected(&Verdict::skipped("no metrics API"), false));
+        // A caught control is what should happen.
+        assert!(!unexpected(&Verdict::fail("3 failed").with_metric("failed", 3.0), true));
+        assert!(unexpected(&Verdict::pass("0 failed"), true));
+        assert!(unexpected(&Verdict::harness_error("apply failed"), true));
+        assert!(unexpected(&Verdict { failure: FailureKind::WrongReason, ..Verdict::fail("timeout") }, true));
+    }
 }

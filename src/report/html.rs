@@ -170,7 +170,8 @@ fn results_table(o: &mut String, r: &RunReport) {
             None => "none".to_string(),
             Some((name, v)) => {
                 let what = match v.outcome {
-                    Outcome::Fail => "caught",
+                    Outcome::Fail if v.caught() => "caught",
+                    Outcome::Fail => "NOT caught",
                     Outcome::Pass => "NOT caught",
                     Outcome::Skipped => "skipped",
                 };

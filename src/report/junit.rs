@@ -91,8 +91,9 @@ fn case(r: &CheckResult, v: &Verdict) -> TestCase {
 
 fn case_negative(r: &CheckResult, variant: &str, v: &Verdict) -> TestCase {
     let status = match v.outcome {
-        // The check said the broken stack is broken: the negative control did its job.
-        Outcome::Fail => TestCaseStatus::success(),
+        // The check said the broken stack is broken, for the reason the control exists to show.
+        Outcome::Fail if v.caught() => TestCaseStatus::success(),
+        Outcome::Fail => failure(&format!("negative control {variant} was not caught: {}", v.reason), "negative control not caught", v),
         Outcome::Skipped => skipped(&v.reason),
         Outcome::Pass => failure(
             &format!("negative control {variant} was not caught: the check passed a broken stack ({})", v.reason),
@@ -100,7 +101,7 @@ fn case_negative(r: &CheckResult, variant: &str, v: &Verdict) -> TestCase {
             v,
         ),
     };
-    let out = (v.outcome == Outcome::Fail).then(|| format!("caught: {}\n{}", v.reason, details(v)));
+    let out = v.caught().then(|| format!("caught: {}\n{}", v.reason, details(v)));
     let name = format!("{} [negative control: {variant}]", r.check);
     finish(TestCase::new(name.as_str(), status), r, v, out)
 }
