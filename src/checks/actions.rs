@@ -5,7 +5,7 @@ use crate::observe::{EventLog, Source};
 use crate::wait::eviction::{EvictionOutcome, classify_eviction_result};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
 use kube::api::{Api, AttachParams, DeleteParams, EvictParams, ListParams, LogParams, Patch, PatchParams};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -133,15 +133,6 @@ impl Actions {
         };
         self.log.push(Source::Action, format!("Pod/{pod}"), line);
         outcome
-    }
-
-    /// Cordon or uncordon a node. Nodes are not seaworthy's: every cordon is undone by the
-    /// caller, and only done on clusters the safety guard accepted.
-    pub async fn set_cordon(&self, node: &str, unschedulable: bool) -> Result<()> {
-        let patch = json!({"spec": {"unschedulable": unschedulable}});
-        Api::<Node>::all(self.client.clone()).patch(node, &Self::params(), &Patch::Strategic(&patch)).await?;
-        self.log.push(Source::Action, format!("Node/{node}"), if unschedulable { "cordoned" } else { "uncordoned" });
-        Ok(())
     }
 
     pub async fn delete_pod(&self, pod: &str) -> Result<()> {

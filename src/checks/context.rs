@@ -27,6 +27,8 @@ pub struct CheckContext {
     /// `image:version` of the stack -> the reference loaded into the cluster.
     pub image_ref: Box<dyn Fn(&str, &str) -> Result<String> + Send + Sync>,
     pub timeouts: Timeouts,
+    /// The run's cleanup: nodes are cordoned through it, so that they are uncordoned on Ctrl-C.
+    pub cleanup: crate::cleanup::Cleanup,
 }
 
 #[derive(Debug, Clone, Copy)]

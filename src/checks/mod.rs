@@ -68,3 +68,23 @@ pub enum ClusterGuard {
 pub async fn lock_cluster(check: &str) -> ClusterGuard {
     if needs_cluster_alone(check) { ClusterGuard::Alone(CLUSTER.write().await) } else { ClusterGuard::Shared(CLUSTER.read().await) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn a_drain_waits_for_every_other_check_and_they_wait_for_it() {
+        let shared = lock_cluster("rollout-zero-5xx").await;
+        // Other ordinary checks run alongside.
+        assert!(lock_cluster("persistence").now_or_never().is_some());
+        let mut drain = Box::pin(lock_cluster("pdb-drain"));
+        assert!((&mut drain).now_or_never().is_none(), "pdb-drain got the cluster while a check held it");
+        drop(shared);
+        let alone = drain.now_or_never().expect("the drain gets the cluster once the others are done");
+        assert!(lock_cluster("hpa-scale").now_or_never().is_none(), "a check started during the drain");
+        drop(alone);
+        assert!(lock_cluster("hpa-scale").now_or_never().is_some());
+    }
+}

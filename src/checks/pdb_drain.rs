@@ -21,11 +21,11 @@
 //! within `drain_timeout_s`. Nodes are cordoned only if they were schedulable, and uncordoned at
 //! the end whatever happens (also on an error or a cancelled run, from Drop).
 
-use super::actions::Actions;
 use super::hpa_scale::Traffic;
+use crate::cleanup::Cleanup;
 use super::{CheckContext, Verdict};
 use crate::cluster::NodeInfo;
-use crate::observe::{Entry, Source, now_ms};
+use crate::observe::{Entry, EventLog, Source, now_ms};
 use crate::traffic::Schedule;
 use crate::wait::eviction::EvictionOutcome;
 use crate::wait::watch as waits;
@@ -295,28 +295,37 @@ fn describe_drain(d: &PodDrain) -> String {
     }
 }
 
-/// Nodes this check cordoned. `undo` uncordons them; if it is never reached (an error that
-/// skipped it, a panic, a cancelled run), Drop does it on the runtime.
+/// Nodes this check cordoned, through the run's [`Cleanup`] (which annotates them with the run
+/// id and uncordons them on Ctrl-C, when no destructor runs). `undo` uncordons them; if it is
+/// never reached (an error that skipped it, a panic, a cancelled run), Drop does it on the runtime.
 struct Cordoned {
-    actions: Actions,
+    cleanup: Cleanup,
+    log: EventLog,
     nodes: Vec<String>,
 }
 
 impl Cordoned {
     async fn cordon(&mut self, node: &str) -> Result<()> {
-        self.nodes.push(node.to_string());
-        self.actions.set_cordon(node, true).await
+        if self.cleanup.cordon(node).await? {
+            self.nodes.push(node.to_string());
+            self.log.push(Source::Action, format!("Node/{node}"), "cordoned");
+        } else {
+            self.log.push(Source::Action, format!("Node/{node}"), "already unschedulable: left as it is");
+        }
+        Ok(())
     }
 
     async fn undo(mut self) -> Result<()> {
         let mut errors = Vec::new();
         for node in std::mem::take(&mut self.nodes) {
-            if let Err(e) = self.actions.set_cordon(&node, false).await {
-                errors.push(format!("{node}: {e:#}"));
+            match self.cleanup.uncordon(&node).await {
+                Ok(true) => self.log.push(Source::Action, format!("Node/{node}"), "uncordoned"),
+                Ok(false) => self.log.push(Source::Action, format!("Node/{node}"), "no longer carries this run's cordon: left as it is"),
+                Err(e) => errors.push(format!("{e:#}")),
             }
         }
         if !errors.is_empty() {
-            bail!("could not uncordon {} (run `kubectl uncordon`)", errors.join("; "));
+            bail!("could not uncordon {}", errors.join("; "));
         }
         Ok(())
     }
@@ -328,18 +337,19 @@ impl Drop for Cordoned {
             return;
         }
         let nodes = std::mem::take(&mut self.nodes);
-        let actions = Actions { client: self.actions.client.clone(), ns: self.actions.ns.clone(), log: self.actions.log.clone() };
+        let cleanup = self.cleanup.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
                     for node in nodes {
-                        if let Err(e) = actions.set_cordon(&node, false).await {
-                            eprintln!("pdb-drain: could not uncordon {node}: {e:#} (run `kubectl uncordon {node}`)");
+                        if let Err(e) = cleanup.uncordon(&node).await {
+                            eprintln!("pdb-drain: {e:#}");
                         }
                     }
                 });
             }
-            Err(_) => eprintln!("pdb-drain: nodes left cordoned: {nodes:?} (run `kubectl uncordon`)"),
+            // The run's final cleanup still has them.
+            Err(_) => eprintln!("pdb-drain: nodes still cordoned: {nodes:?}; the run's cleanup (or `seaworthy down --runs`) uncordons them"),
         }
     }
 }
@@ -435,7 +445,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     let running = ctx.start_load(&format!("drain of {}", plan.cordon.join(", ")), ctx.load_config(path, Schedule::constant(rate, span)?)).await?;
     let window_from = now_ms();
 
-    let mut cordoned = Cordoned { actions: Actions { client: ctx.client.clone(), ns: ctx.ns.clone(), log: ctx.log.clone() }, nodes: Vec::new() };
+    let mut cordoned = Cordoned { cleanup: ctx.cleanup.clone(), log: ctx.log.clone(), nodes: Vec::new() };
     let attempts = Mutex::new(Vec::new());
     let drained = async {
         for node in plan.cordon.iter().filter(|n| !already.contains(n.as_str())) {
@@ -504,7 +514,7 @@ mod tests {
     const T0: u64 = 1_795_000_000_000;
 
     fn node(name: &str) -> NodeInfo {
-        NodeInfo { name: name.into(), internal_ip: None, ready: true, unschedulable: false }
+        NodeInfo { name: name.into(), internal_ip: None, ready: true, unschedulable: false, schedulable: true }
     }
 
     fn blocked() -> EvictionOutcome {
