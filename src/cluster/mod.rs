@@ -3,7 +3,7 @@
 //! offers, and how traffic from this machine reaches a NodePort or the Ingress.
 
 pub mod addons;
-mod info;
+pub mod info;
 pub mod k3d;
 pub mod k3s;
 pub mod kind;
