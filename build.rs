@@ -1,7 +1,8 @@
-//! The cluster suites are compiled as ignored ("no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")
-//! unless a cluster is configured, so that a machine without one reports them as skipped, never
-//! as passed; SEAWORTHY_REQUIRE_CLUSTER=1 compiles them in regardless, so that a missing cluster
-//! fails them.
+//! libtest cannot mark a test skipped at run time, only ignored when it is compiled. So the cluster
+//! suites' cases are compiled in only when a cluster is configured; otherwise each suite has one
+//! ignored test saying "skipped: no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)", never a pass
+//! (suites/support/cluster.rs). SEAWORTHY_REQUIRE_CLUSTER=1 compiles them in regardless, so that
+//! a missing cluster fails them.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(seaworthy_cluster)");

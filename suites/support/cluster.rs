@@ -1,7 +1,15 @@
 //! The cluster half of a stack's suite: one rstest case per check and variant, run against the
 //! cluster DESIGN.md says to find (SEAWORTHY_CLUSTER=kind|k3d|k3s, or SEAWORTHY_KUBECONFIG /
-//! KUBECONFIG). Without one the cases are compiled as ignored with that reason (see build.rs):
-//! a skip, never a pass. One cluster, one run id and one image build per test binary.
+//! KUBECONFIG). One cluster, one run id and one image build per test binary.
+//!
+//! libtest has no run-time skip: a test passes or fails, and only `#[ignore]`, decided when it
+//! is compiled, shows as a skip. So build.rs decides: with no cluster configured, the suite's
+//! cluster cases are compiled as one ignored test whose reason is the skip line
+//! ("skipped: no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)"), which libtest counts as
+//! ignored, never passed. What is only known at run time (a configured cluster that does not
+//! answer, a check the cluster cannot support) is a failure under SEAWORTHY_REQUIRE_CLUSTER=1;
+//! otherwise the case writes a "skipped:" line straight to the terminal (past libtest's output
+//! capture, which would hide it) and returns, the closest libtest has.
 
 #![allow(dead_code)]
 
@@ -18,7 +26,6 @@ use tokio::sync::OnceCell;
 
 /// One runtime for the whole binary: the kube client lives on it, and every test blocks on it.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| tokio::runtime::Runtime::new().expect("tokio runtime"));
-static CLUSTER: OnceCell<(Cluster, String, Cleanup)> = OnceCell::const_new();
 static BUILT: LazyLock<tokio::sync::Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 /// A stack's Services ask for fixed NodePorts (the host port mappings): two of its variants
 /// cannot be applied at once, so the cases of one binary run one at a time.
@@ -32,18 +39,37 @@ fn artifacts() -> PathBuf {
     std::env::var_os("SEAWORTHY_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts"))
 }
 
-async fn cluster() -> &'static (Cluster, String, Cleanup) {
-    CLUSTER
+/// The cluster, or why there is none (a configured one that does not answer, or refuses).
+async fn cluster() -> Result<&'static (Cluster, String, Cleanup), &'static str> {
+    static NONE: OnceCell<Result<(Cluster, String, Cleanup), String>> = OnceCell::const_new();
+    let found = NONE
         .get_or_init(|| async {
-            let cluster = match cluster::for_tests().await {
-                Ok(c) => c,
-                Err(reason) => panic!("{reason}, and SEAWORTHY_REQUIRE_CLUSTER=1 makes a missing cluster a failure"),
-            };
+            let cluster = cluster::for_tests().await?;
             let run_id = seaworthy::apply::new_run_id();
             let cleanup = Cleanup::new(cluster.client.clone(), &run_id);
-            (cluster, run_id, cleanup)
+            Ok((cluster, run_id, cleanup))
         })
-        .await
+        .await;
+    found.as_ref().map_err(String::as_str)
+}
+
+/// No usable cluster, found at run time: said once for the whole suite.
+fn no_cluster(reason: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if cluster::cluster_required() {
+        panic!("{reason} (SEAWORTHY_REQUIRE_CLUSTER=1: a missing cluster is a failure)");
+    }
+    SAID.call_once(|| skip_at_run_time(&format!("every cluster case of this suite: {reason}")));
+}
+
+/// A skip decided at run time: a failure when a cluster is required, else a line on the
+/// terminal that libtest's capture does not swallow.
+fn skip_at_run_time(line: &str) {
+    if cluster::cluster_required() {
+        panic!("{line} (SEAWORTHY_REQUIRE_CLUSTER=1: a skip is a failure)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {line} (SEAWORTHY_REQUIRE_CLUSTER=1 makes this a failure)");
 }
 
 async fn images(cluster: &Cluster, stack: &Stack) {
@@ -60,8 +86,9 @@ async fn images(cluster: &Cluster, stack: &Stack) {
     built.insert(stack.name().to_string());
 }
 
-async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Verdict {
-    let (cluster, run_id, cleanup) = cluster().await;
+/// The check's verdict on the stack or one of its variants; Err when there is no usable cluster.
+async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Result<Verdict, String> {
+    let (cluster, run_id, cleanup) = cluster().await.map_err(str::to_string)?;
     let stack = Stack::find(stack_name).expect("shipped stack");
     let spec = stack.spec.checks.iter().find(|c| c.name == check).unwrap_or_else(|| panic!("{stack_name} declares no check {check}")).clone();
     images(cluster, &stack).await;
@@ -76,41 +103,42 @@ async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Verdic
     let opts = RunOptions { artifacts: artifacts(), keep_on_failure: false, timeouts: Timeouts::default() };
     let _one = ONE_AT_A_TIME.lock().await;
     let _guard = cleanup.panic_guard();
-    run_variant(cluster, target, &spec, run_id, image_ref, &opts, cleanup).await
+    Ok(run_variant(cluster, target, &spec, run_id, image_ref, &opts, cleanup).await)
 }
 
 fn report(what: &str, v: &Verdict) -> String {
     format!("{what}: {:?}: {}{}", v.outcome, v.reason, v.evidence.as_ref().map(|e| format!(" (evidence: {})", e.display())).unwrap_or_default())
 }
 
-fn skipped(what: &str, v: &Verdict) {
-    if cluster::cluster_required() {
-        panic!("{} (SEAWORTHY_REQUIRE_CLUSTER=1: a skip is a failure)", report(what, v));
-    }
-    println!("skipped: {}", report(what, v));
-}
-
 /// The good stack must pass the check.
 pub fn good(stack: &str, check: &str) {
-    let v = RUNTIME.block_on(verdict(stack, check, None));
     let what = format!("{stack} {check}");
+    let v = match RUNTIME.block_on(verdict(stack, check, None)) {
+        Ok(v) => v,
+        Err(reason) => return no_cluster(&reason),
+    };
     match v.outcome {
         Outcome::Pass => println!("{}", report(&what, &v)),
-        Outcome::Skipped => skipped(&what, &v),
+        Outcome::Skipped => skip_at_run_time(&report(&what, &v)),
         Outcome::Fail => panic!("{}", report(&what, &v)),
     }
 }
 
-/// The check must catch the stack's negative control (its verdict on it must be Fail).
+/// The check must catch the stack's negative control: fail it for the reason the control exists
+/// to show (run_variant judges that), not on a timeout or a failed apply.
 pub fn caught(stack: &str, check: &str) {
     let st = Stack::find(stack).expect("shipped stack");
     let variant = st.spec.checks.iter().find(|c| c.name == check).and_then(|c| c.negative.clone()).unwrap_or_else(|| panic!("{stack} {check} has no negative control"));
-    let v = RUNTIME.block_on(verdict(stack, check, Some(&variant)));
     let what = format!("{stack} {check} on negative control {variant}");
+    let v = match RUNTIME.block_on(verdict(stack, check, Some(&variant))) {
+        Ok(v) => v,
+        Err(reason) => return no_cluster(&reason),
+    };
     match v.outcome {
-        Outcome::Fail => println!("caught: {}", report(&what, &v)),
-        Outcome::Skipped => skipped(&what, &v),
+        _ if v.caught() => println!("caught: {}", report(&what, &v)),
+        Outcome::Skipped => skip_at_run_time(&report(&what, &v)),
         Outcome::Pass => panic!("harness failure: the check passed on its negative control: {}", report(&what, &v)),
+        Outcome::Fail => panic!("not caught: {}", report(&what, &v)),
     }
 }
 
@@ -126,23 +154,34 @@ pub fn assert_cases_cover(stack: &str, checks: &[&str], negatives: &[&str]) {
 
 /// A suite's `on_cluster` module: `passes` for every check of `checks`, `catches_its_negative_control`
 /// for every one of `negatives`, and `cases_cover_every_check_of_stack_toml` over those same two
-/// lists, so the coverage test speaks of the very cases that run.
+/// lists, so the coverage test speaks of the very cases that run. Without a configured cluster
+/// (build.rs) the cases are one ignored test instead, whose reason is the suite's skip line.
 #[allow(unused_macros)]
 macro_rules! on_cluster {
     (stack: $stack:literal, checks: [$($check:ident: $check_name:literal),+ $(,)?], negatives: [$($neg:ident: $neg_name:literal),* $(,)?] $(,)?) => {
         mod on_cluster {
+            #[allow(unused_imports)]
             use rstest::rstest;
 
             const STACK: &str = $stack;
 
+            #[cfg(seaworthy_cluster)]
             #[rstest]
             $(#[case::$check($check_name)])+
-            #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
             fn passes(#[case] check: &str) {
                 $crate::support::cluster::good(STACK, check);
             }
 
             $crate::support::cluster::on_cluster!(@negatives $($neg: $neg_name),*);
+
+            /// Stands for every cluster case of the suite, so that a run without a cluster says so
+            /// once; run anyway (`--include-ignored`), it fails: nothing was checked.
+            #[cfg(not(seaworthy_cluster))]
+            #[test]
+            #[ignore = "skipped: no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)"]
+            fn cluster_cases() {
+                panic!("{STACK}: the cluster cases were not compiled in: no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG, and build again)");
+            }
 
             #[test]
             fn cases_cover_every_check_of_stack_toml() {
@@ -153,9 +192,9 @@ macro_rules! on_cluster {
     // An rstest function needs a case: a stack without negative controls has no such test.
     (@negatives) => {};
     (@negatives $($neg:ident: $neg_name:literal),+) => {
+        #[cfg(seaworthy_cluster)]
         #[rstest]
         $(#[case::$neg($neg_name)])+
-        #[cfg_attr(not(seaworthy_cluster), ignore = "no cluster (set SEAWORTHY_CLUSTER or KUBECONFIG)")]
         fn catches_its_negative_control(#[case] check: &str) {
             $crate::support::cluster::caught(STACK, check);
         }
