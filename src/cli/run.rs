@@ -87,7 +87,7 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<Cluster> {
     let provider = args.provider()?;
     let node_ports = lifecycle::stack_node_ports();
     match (explicit, provider) {
-        (true, Provider::K3s) => k3s::start(&k3s::K3sOptions { node_ports, images_dir: None }).await,
+        (true, Provider::K3s) => k3s::start(&k3s::K3sOptions { node_ports }).await,
         (true, p @ (Provider::Kind | Provider::K3d)) => {
             let opts = lifecycle::UpOptions { provider: p, name: args.name.clone(), workers: 2, image: None, node_ports, connect: args.connect() };
             lifecycle::up(&opts).await
@@ -97,7 +97,7 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<Cluster> {
             Ok(c) => Ok(c),
             Err(e) => {
                 eprintln!("no usable local context ({e:#}); starting k3s in a container");
-                k3s::start(&k3s::K3sOptions { node_ports, images_dir: None }).await
+                k3s::start(&k3s::K3sOptions { node_ports }).await
             }
         },
     }

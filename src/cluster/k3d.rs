@@ -1,8 +1,6 @@
 //! k3d, driven through its CLI. k3s brings metrics-server, traefik and local-path storage, so
 //! nothing else needs installing.
 
-use std::path::Path;
-
 #[derive(Debug, Clone)]
 pub struct K3dSpec {
     pub name: String,
@@ -39,10 +37,6 @@ impl K3dSpec {
     pub fn kubeconfig_command(&self) -> Vec<String> {
         vec!["k3d".into(), "kubeconfig".into(), "get".into(), self.name.clone()]
     }
-
-    pub fn import_archive_command(&self, archive: &Path) -> Vec<String> {
-        vec!["k3d".into(), "image".into(), "import".into(), archive.display().to_string(), "-c".into(), self.name.clone()]
-    }
 }
 
 pub fn list_command() -> Vec<String> {
@@ -67,7 +61,6 @@ mod tests {
             "k3d cluster create seaworthy --wait --timeout 180s --agents 2 -p 127.0.0.1:18080:80@loadbalancer -p 127.0.0.1:30080:30080@server:0"
         );
         assert_eq!(s.delete_command().join(" "), "k3d cluster delete seaworthy");
-        assert_eq!(s.import_archive_command(Path::new("/a.tar")).join(" "), "k3d image import /a.tar -c seaworthy");
         assert_eq!(s.context(), "k3d-seaworthy");
         assert_eq!(parse_clusters(r#"[{"name":"a","servers":1},{"name":"b"}]"#).unwrap(), ["a", "b"]);
     }

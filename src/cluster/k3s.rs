@@ -1,11 +1,10 @@
 //! k3s in a Docker container via testcontainers: the embedded default for a machine with Docker
 //! but neither kind nor k3d. It lives as long as the seaworthy process that started it.
 
-use super::{Access, Cluster, ClusterInfo, KubeconfigSource, Provider, safety::OWN_K3S_CONTEXT, tools};
+use super::{Access, Cluster, KubeconfigSource, Provider, lifecycle, safety::OWN_K3S_CONTEXT, tools};
 use anyhow::{Context, Result};
-use std::path::PathBuf;
 use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT, TRAEFIK_HTTP};
-use testcontainers_modules::testcontainers::core::{ContainerPort, ExecCommand, Mount};
+use testcontainers_modules::testcontainers::core::ContainerPort;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 
@@ -15,12 +14,7 @@ pub type K3sContainer = ContainerAsync<K3s>;
 pub struct K3sOptions {
     /// NodePorts to publish on the same host ports.
     pub node_ports: Vec<u16>,
-    /// Folder shared with the container, where image archives are put for `ctr import`.
-    pub images_dir: Option<PathBuf>,
 }
-
-/// Folder inside the container where [`K3sOptions::images_dir`] appears.
-pub const IMAGES_MOUNT: &str = "/seaworthy-images";
 
 pub async fn start(opts: &K3sOptions) -> Result<Cluster> {
     tools::require_docker()?;
@@ -30,25 +24,26 @@ pub async fn start(opts: &K3sOptions) -> Result<Cluster> {
     for port in &opts.node_ports {
         request = request.with_mapped_port(*port, ContainerPort::Tcp(*port));
     }
-    if let Some(dir) = &opts.images_dir {
-        request = request.with_mount(Mount::bind_mount(dir.display().to_string(), IMAGES_MOUNT));
-    }
     let container = request.start().await.context("starting k3s in a container (testcontainers)")?;
     let api_port = container.get_host_port_ipv4(KUBE_SECURE_PORT).await?;
     let http_port = container.get_host_port_ipv4(TRAEFIK_HTTP).await?;
     let yaml = std::fs::read_to_string(conf_dir.join("k3s.yaml")).context("reading the k3s kubeconfig")?;
     let yaml = rewrite_kubeconfig(&yaml, api_port)?;
     let (config, _, _) = KubeconfigSource::Yaml(yaml).load(Some(OWN_K3S_CONTEXT)).await?;
+    let url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
-    let info = ClusterInfo::discover(&client).await.context("asking the k3s container's API server")?;
-    Ok(Cluster {
+    let info = super::reach(&client, &url, OWN_K3S_CONTEXT, "the k3s container's kubeconfig").await?;
+    let mut cluster = Cluster {
         client,
         provider: Provider::K3s,
         context: OWN_K3S_CONTEXT.into(),
         info,
         access: Access::Loopback { ingress_http_port: Some(http_port) },
         _k3s: Some(container),
-    })
+    };
+    // The ready log line comes before k3s' own metrics-server and traefik are up.
+    lifecycle::settle(&mut cluster, &lifecycle::k3s_readiness()).await?;
+    Ok(cluster)
 }
 
 /// The k3s kubeconfig names its context `default` and its server `https://127.0.0.1:6443`
@@ -66,24 +61,6 @@ pub fn rewrite_kubeconfig(yaml: &str, api_port: u16) -> Result<String> {
     Ok(serde_yaml::to_string(&config)?)
 }
 
-/// Import an image archive (already in the shared images folder) into k3s' containerd.
-pub async fn import_archive(container: &K3sContainer, file_name: &str) -> Result<()> {
-    let mut result = container
-        .exec(ExecCommand::new(import_command(file_name)))
-        .await
-        .with_context(|| format!("importing {file_name} into k3s"))?;
-    let code = result.exit_code().await?;
-    if code != Some(0) {
-        let stderr = String::from_utf8_lossy(&result.stderr_to_vec().await.unwrap_or_default()).into_owned();
-        anyhow::bail!("`{}` failed in the k3s container: {stderr}", import_command(file_name).join(" "));
-    }
-    Ok(())
-}
-
-pub fn import_command(file_name: &str) -> Vec<String> {
-    vec!["ctr".into(), "-n".into(), "k8s.io".into(), "images".into(), "import".into(), format!("{IMAGES_MOUNT}/{file_name}")]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +72,5 @@ mod tests {
         assert_eq!(out["clusters"][0]["cluster"]["server"], "https://127.0.0.1:40123");
         assert_eq!(out["current-context"], OWN_K3S_CONTEXT);
         assert_eq!(out["contexts"][0]["name"], OWN_K3S_CONTEXT);
-        assert_eq!(import_command("a.tar").join(" "), "ctr -n k8s.io images import /seaworthy-images/a.tar");
     }
 }

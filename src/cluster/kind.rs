@@ -66,11 +66,6 @@ impl KindSpec {
     pub fn kubeconfig_command(&self) -> Vec<String> {
         vec!["kind".into(), "get".into(), "kubeconfig".into(), "--name".into(), self.name.clone()]
     }
-
-    /// Load one image archive (docker-archive tar) into every node.
-    pub fn load_archive_command(&self, archive: &Path) -> Vec<String> {
-        vec!["kind".into(), "load".into(), "image-archive".into(), archive.display().to_string(), "--name".into(), self.name.clone()]
-    }
 }
 
 pub fn list_command() -> Vec<String> {
@@ -114,7 +109,6 @@ mod tests {
         s.node_image = Some("kindest/node:v1.24.17".into());
         assert!(s.create_command(Path::new("/k")).ends_with(&["--image".to_string(), "kindest/node:v1.24.17".to_string()]));
         assert_eq!(s.delete_command().join(" "), "kind delete cluster --name seaworthy");
-        assert_eq!(s.load_archive_command(Path::new("/a.tar")).join(" "), "kind load image-archive /a.tar --name seaworthy");
         assert_eq!(s.context(), "kind-seaworthy");
         assert_eq!(parse_clusters("kind\nseaworthy\n\n"), ["kind", "seaworthy"]);
     }

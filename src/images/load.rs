@@ -3,8 +3,10 @@
 //! archive piped to a command the user names (`--load-images-with`).
 
 use anyhow::{Context, Result, bail};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loader {
@@ -39,29 +41,63 @@ impl LoadCommand {
     }
 
     pub fn run(&self) -> Result<()> {
+        self.run_within(LOAD_TIMEOUT)
+    }
+
+    /// Run the import, killing it (and saying so) if it has not finished within `timeout`: a
+    /// wedged `kind load`/`docker exec` would otherwise hang the whole run.
+    pub fn run_within(&self, timeout: Duration) -> Result<()> {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v))).stdout(Stdio::piped()).stderr(Stdio::piped());
         match &self.stdin {
             Some(p) => cmd.stdin(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
             None => cmd.stdin(Stdio::null()),
         };
-        let out = cmd.output().with_context(|| match self.program.as_str() {
+        let mut child = cmd.spawn().with_context(|| match self.program.as_str() {
             "kind" => "running kind: install it (https://kind.sigs.k8s.io) or use another provider".to_string(),
             "k3d" => "running k3d: install it (https://k3d.io) or use another provider".to_string(),
             p => format!("running {p}"),
         })?;
-        if !out.status.success() {
+        // Drained on threads: a child blocked on a full pipe would never exit.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut out);
+                }
+                out
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("loading an image: `{}` did not finish within {timeout:?} and was killed; is the cluster's container runtime responsive?", self.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let (out, err) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+        if !status.success() {
             bail!(
                 "loading an image failed: `{}` exited with {}: {}{}",
                 self.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                String::from_utf8_lossy(&out.stdout).trim()
+                status,
+                String::from_utf8_lossy(&err).trim(),
+                String::from_utf8_lossy(&out).trim()
             );
         }
         Ok(())
     }
 }
+
+/// How long one image import may take: a few hundred MB into every node of a kind cluster.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Loader {
     /// How to import `archive`, whose image is tagged `image_ref`.
@@ -83,7 +119,9 @@ impl Loader {
             Loader::K3sContainer { engine, container } => LoadCommand {
                 program: engine.clone(),
                 // k3s ships ctr as a link to itself; kubelet's images live in the k8s.io namespace.
-                args: vec!["exec".into(), "-i".into(), container.clone(), "ctr".into(), "-n".into(), "k8s.io".into(), "images".into(), "import".into(), "-".into()],
+                // testcontainers' k3s runs `server --snapshotter=native`: an image unpacked into
+                // ctr's default (overlayfs) snapshotter is one the kubelet cannot start.
+                args: ["exec", "-i", container, "ctr", "-n", "k8s.io", "images", "import", "--snapshotter=native", "-"].map(String::from).to_vec(),
                 env: vec![],
                 stdin: Some(archive.to_path_buf()),
             },
@@ -99,17 +137,6 @@ impl Loader {
     /// Import one archive.
     pub fn load(&self, archive: &Path, image_ref: &str) -> Result<()> {
         self.command(archive, image_ref).run().with_context(|| format!("loading {image_ref} from {}", archive.display()))
-    }
-}
-
-/// `kind load docker-image`: for a kind cluster next to a Docker daemon that already holds the
-/// image (no archive needed).
-pub fn kind_load_docker_image(cluster: &str, image_ref: &str) -> LoadCommand {
-    LoadCommand {
-        program: "kind".into(),
-        args: vec!["load".into(), "docker-image".into(), image_ref.into(), "--name".into(), cluster.into()],
-        env: vec![],
-        stdin: None,
     }
 }
 
@@ -140,12 +167,11 @@ mod tests {
         );
         assert_eq!(
             Loader::K3sContainer { engine: "docker".into(), container: "k3s-1234".into() }.command(a, REF).display(),
-            "docker exec -i k3s-1234 ctr -n k8s.io images import - < /out/phpdemo_phpdemo-code_v1-0123456789ab.tar"
+            "docker exec -i k3s-1234 ctr -n k8s.io images import --snapshotter=native - < /out/phpdemo_phpdemo-code_v1-0123456789ab.tar"
         );
         let c = Loader::Command("microk8s ctr image import -".into()).command(a, REF);
         assert_eq!(c.display(), "sh -c 'microk8s ctr image import -' < /out/phpdemo_phpdemo-code_v1-0123456789ab.tar");
         assert!(c.env.contains(&("SEAWORTHY_IMAGE".to_string(), REF.to_string())));
-        assert_eq!(kind_load_docker_image("kind", REF).display(), format!("kind load docker-image {REF} --name kind"));
     }
 
     #[test]
@@ -160,5 +186,10 @@ mod tests {
 
         let e = format!("{:#}", Loader::Command("echo nope >&2; exit 3".into()).load(&archive, REF).unwrap_err());
         assert!(e.contains("exited with exit status: 3") && e.contains("nope"), "{e}");
+
+        let started = Instant::now();
+        let e = Loader::Command("cat >/dev/null; exec sleep 30".into()).command(&archive, REF).run_within(Duration::from_millis(300)).unwrap_err().to_string();
+        assert!(e.contains("did not finish within 300ms and was killed"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "the import was killed at the deadline");
     }
 }

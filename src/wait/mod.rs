@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod events;
 pub mod eviction;
 pub mod hpa;
+pub mod jobs;
 pub mod nodes;
 pub mod pods;
 pub mod pvc;

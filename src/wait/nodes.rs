@@ -54,6 +54,25 @@ pub fn node_uncordoned(node: &Node) -> Progress {
     }
 }
 
+/// Are all nodes Ready? `kind create --wait` and `k3d --wait` wait for the control plane only;
+/// a worker still NotReady makes the scheduler report Unschedulable, which the waits take as a
+/// failure.
+pub fn all_nodes_ready(nodes: &[Node]) -> Progress {
+    if nodes.is_empty() {
+        return Progress::Waiting("no node has registered yet".into());
+    }
+    let not_ready: Vec<&str> = nodes
+        .iter()
+        .filter(|n| !crate::cluster::info::node_ready(n))
+        .map(|n| name_of(&n.metadata))
+        .collect();
+    if not_ready.is_empty() {
+        Progress::Done
+    } else {
+        Progress::Waiting(format!("{} of {} nodes not Ready: {}", not_ready.len(), nodes.len(), not_ready.join(", ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +106,25 @@ mod tests {
         assert!(node_cordoned(&from_value(v.clone())).is_waiting());
         v["spec"].as_object_mut().unwrap().remove("taints");
         assert_eq!(node_uncordoned(&from_value(v)), Progress::Done);
+    }
+
+    #[test]
+    fn all_nodes_ready_waits_for_the_last_worker() {
+        let ready: Node = load("node-cordoned.json");
+        assert_eq!(all_nodes_ready(std::slice::from_ref(&ready)), Progress::Done, "cordoned but Ready");
+        // Derived: a second node, just joined, whose kubelet has not reported Ready yet.
+        let mut v = value("node-cordoned.json");
+        v["metadata"]["name"] = "worker2".into();
+        for c in v["status"]["conditions"].as_array_mut().unwrap() {
+            if c["type"] == "Ready" {
+                c["status"] = "False".into();
+                c["reason"] = "KubeletNotReady".into();
+            }
+        }
+        assert_eq!(
+            all_nodes_ready(&[ready, from_value(v)]),
+            Progress::Waiting("1 of 2 nodes not Ready: worker2".into())
+        );
+        assert!(all_nodes_ready(&[]).is_waiting());
     }
 }

@@ -17,6 +17,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -25,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use super::endpoints::{self, SERVICE_NAME_LABEL};
 use super::hpa::{self, ReplicaTarget};
-use super::{Progress, controlled_by, name_of, nodes, pods, pvc, rollout};
+use super::{Progress, controlled_by, jobs, name_of, nodes, pods, pvc, rollout};
 
 /// Why a wait ended without its condition holding.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,8 @@ pub struct Snapshot {
     pub hpas: Cache<HorizontalPodAutoscaler>,
     pub nodes: Cache<Node>,
     pub events: Cache<Event>,
+    pub jobs: Cache<Job>,
+    pub apiservices: Cache<APIService>,
 }
 
 impl Snapshot {
@@ -129,6 +133,8 @@ impl Snapshot {
             && self.hpas.synced()
             && self.nodes.synced()
             && self.events.synced()
+            && self.jobs.synced()
+            && self.apiservices.synced()
     }
 }
 
@@ -189,11 +195,19 @@ impl Waiter {
     namespaced_watch!(pvcs, PersistentVolumeClaim, pvcs);
     namespaced_watch!(hpas, HorizontalPodAutoscaler, hpas);
     namespaced_watch!(events, Event, events);
+    namespaced_watch!(jobs, Job, jobs);
 
     pub fn nodes(mut self, config: watcher::Config) -> Self {
         let api: Api<Node> = Api::all(self.client.clone());
         self.snapshot.nodes.watched = true;
         self.streams.push(watch(api, config, |s| &mut s.nodes));
+        self
+    }
+
+    pub fn apiservices(mut self, config: watcher::Config) -> Self {
+        let api: Api<APIService> = Api::all(self.client.clone());
+        self.snapshot.apiservices.watched = true;
+        self.streams.push(watch(api, config, |s| &mut s.apiservices));
         self
     }
 
@@ -565,6 +579,53 @@ pub async fn node_cordoned(
         })
         .await?;
     Ok(s.nodes.get(name).cloned().expect("judged present"))
+}
+
+/// Wait for a Job to complete, failing fast when it has failed. A Job that is not there counts
+/// as done: callers wait on Jobs they have just applied, so one that is gone was removed by its
+/// `ttlSecondsAfterFinished`, after finishing.
+pub async fn job_complete(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    Waiter::new(client, ns)
+        .jobs(by_name(name))
+        .until(&format!("job {ns}/{name} complete"), timeout, |s| match s.jobs.get(name) {
+            Some(j) => jobs::job_complete(j),
+            None => Progress::Done,
+        })
+        .await
+        .map(drop)
+}
+
+/// Wait until an APIService (e.g. `v1beta1.metrics.k8s.io`) is Available: until then its group
+/// is listed but every request to it is a 503.
+pub async fn apiservice_available(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    use crate::cluster::info::{apiservice_available, apiservice_unavailable_reason};
+    Waiter::new(client, "")
+        .apiservices(by_name(name))
+        .until(&format!("APIService {name} available"), timeout, |s| match s.apiservices.get(name) {
+            Some(a) if apiservice_available(a) => Progress::Done,
+            Some(a) => Progress::Waiting(apiservice_unavailable_reason(a)),
+            None => Progress::Waiting(format!("APIService {name} does not exist")),
+        })
+        .await
+        .map(drop)
+}
+
+/// Wait until every node is Ready (see [`nodes::all_nodes_ready`]).
+pub async fn all_nodes_ready(client: &Client, timeout: Duration) -> Result<(), WaitError> {
+    Waiter::new(client, "")
+        .nodes(watcher::Config::default())
+        .until("all nodes Ready", timeout, |s| nodes::all_nodes_ready(&s.nodes.objects()))
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
