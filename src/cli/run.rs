@@ -3,7 +3,7 @@
 use super::cluster::ClusterArgs;
 use crate::checks::context::Timeouts;
 use crate::checks::runner::RunOptions;
-use crate::cluster::{Cluster, Provider, k3s, lifecycle};
+use crate::cluster::{Cluster, Provider, k3s, lifecycle, tools};
 use crate::run::{Plan, Settings, execute, exit_code, table};
 use crate::stack::Stack;
 use clap::Args;
@@ -80,8 +80,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     Ok(exit_code(&report))
 }
 
-/// The chosen provider; by default an existing local context if one answers, else k3s in a
-/// container.
+/// The chosen provider; by default the current context if it is a local test cluster that
+/// answers, else (see [`fallback`]) k3s in a container on a machine with Docker but neither kind
+/// nor k3d.
 async fn connect(args: &ClusterArgs) -> anyhow::Result<Cluster> {
     let explicit = args.provider.is_some() || Provider::from_env()?.is_some();
     let provider = args.provider()?;
@@ -96,9 +97,61 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<Cluster> {
         (false, _) => match Cluster::connect_existing(&args.connect()).await {
             Ok(c) => Ok(c),
             Err(e) => {
-                eprintln!("no usable local context ({e:#}); starting k3s in a container");
-                k3s::start(&k3s::K3sOptions { node_ports }).await
+                let installed = |t| tools::which(t).is_some();
+                match fallback(installed("kind"), installed("k3d"), installed("docker"), &format!("{e:#}")) {
+                    Fallback::StartK3s(note) => {
+                        eprintln!("{note}");
+                        k3s::start(&k3s::K3sOptions { node_ports }).await
+                    }
+                    Fallback::Fail(message) => anyhow::bail!(message),
+                }
             }
         },
+    }
+}
+
+/// What `run` without `--cluster` does when the current context cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// Start k3s in a container, saying why (the line to print).
+    StartK3s(String),
+    /// Stop with this message.
+    Fail(String),
+}
+
+/// k3s in a container is the default only for a machine with Docker but neither kind nor k3d;
+/// with kind or k3d installed the user has a provider they chose, so seaworthy names it rather
+/// than starting something else behind their back.
+pub fn fallback(kind: bool, k3d: bool, docker: bool, why: &str) -> Fallback {
+    let tool = if kind { Some("kind") } else if k3d { Some("k3d") } else { None };
+    match (tool, docker) {
+        (Some(tool), _) => Fallback::Fail(format!(
+            "the current context cannot be used ({why}); {tool} is installed: run `seaworthy up --cluster {tool}` once, \
+             or pass --cluster {tool} (or --cluster k3s for a throwaway k3s container)"
+        )),
+        (None, true) => Fallback::StartK3s(format!("no usable local context ({why}); starting k3s in a container (neither kind nor k3d is installed)")),
+        (None, false) => Fallback::Fail(format!(
+            "the current context cannot be used ({why}), and without Docker seaworthy cannot start a cluster: \
+             install Docker (and kind or k3d), or pass --cluster existing --context NAME for a cluster you have"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k3s_only_on_a_machine_with_docker_but_neither_kind_nor_k3d() {
+        let why = "refusing context \"prod\": it does not look like a local test cluster";
+        assert!(matches!(fallback(false, false, true, why), Fallback::StartK3s(m) if m.contains(why)));
+        for (kind, k3d, tool) in [(true, false, "kind"), (false, true, "k3d"), (true, true, "kind")] {
+            for docker in [true, false] {
+                let Fallback::Fail(m) = fallback(kind, k3d, docker, why) else { panic!("{tool} installed must not start k3s") };
+                assert!(m.contains(why) && m.contains(&format!("seaworthy up --cluster {tool}")), "{m}");
+            }
+        }
+        let Fallback::Fail(m) = fallback(false, false, false, why) else { panic!("no docker, no k3s") };
+        assert!(m.contains("install Docker"), "{m}");
     }
 }
