@@ -548,10 +548,6 @@ mod local {
         let stack = stack();
         let probe = stack.container("wordpress", "nginx").unwrap().readiness_probe.clone().expect("nginx has a readiness probe");
         let path = probe.http_get.expect("an httpGet probe").path.unwrap();
-        let declared = params(&stack, "rollout-zero-5xx");
-        let declared = param(&declared, "readiness");
-        assert_eq!(declared["path"].as_str(), Some(path.as_str()), "stack.toml documents the probe");
-        assert_eq!(declared["file"].as_str(), Some("/tmp/seaworthy-unready"));
 
         let mut pod = Pod::start(&stack, "v1", &[]).unwrap();
         let r = pod.get(&path).unwrap();

@@ -13,7 +13,7 @@
 
 use super::context::CheckContext;
 use super::rollout_zero_5xx::{Traffic, Workload};
-use super::timeline::{describe, failure_clusters};
+use super::timeline::{describe, failure_clusters, succeeded};
 use super::verdict::Verdict;
 use crate::observe::{Entry, Source, now_ms};
 use crate::traffic::{Outcome, Record, Schedule};
@@ -264,7 +264,7 @@ pub(super) fn judge_readiness(run: &ReadinessRun) -> Verdict {
                     s(t.sent_ms(first))
                 ));
             }
-            let failed: Vec<Record> = t.records.iter().filter(|r| !r.is_ok()).filter(sent_in(left + run.grace_ms, run.stopped_ms)).copied().collect();
+            let failed: Vec<Record> = t.records.iter().filter(|r| !succeeded(r)).filter(sent_in(left + run.grace_ms, run.stopped_ms)).copied().collect();
             if !failed.is_empty() {
                 let clusters = failure_clusters(&failed, &t.backends, t.started_ms, &run.events);
                 problems.push(format!("{} requests failed after {pod} was out of rotation: {}", failed.len(), describe(&clusters)));

@@ -72,7 +72,14 @@ pub struct Traffic {
 impl Traffic {
     pub fn of(phase: &Phase) -> Traffic {
         let Some(s) = &phase.traffic else { return Traffic::default() };
-        Traffic { sent: s.sent, failed: s.failed, backends: s.backends.iter().filter(|b| b.ok > 0).count(), failures: describe(&phase.failure_clusters) }
+        // The summary counts answers below 400 as ok; a check counts only 2xx (timeline::succeeded).
+        let not_2xx_below_400: u64 = s.status_codes.iter().filter(|(c, _)| c.parse::<u16>().is_ok_and(|c| c < 200 || (300..400).contains(&c))).map(|(_, n)| n).sum();
+        Traffic {
+            sent: s.sent,
+            failed: s.failed + not_2xx_below_400,
+            backends: s.backends.iter().filter(|b| b.ok > 0).count(),
+            failures: describe(&phase.failure_clusters),
+        }
     }
 }
 
@@ -132,6 +139,11 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
     let at_start = obs.samples.iter().rfind(|s| s.at_ms < obs.load_started_ms);
     let max_seen = at_start.into_iter().chain(obs.samples.iter().filter(|s| s.at_ms >= obs.load_started_ms && s.at_ms <= obs.watch_ended_ms)).map(|s| s.current).max();
     let up = obs.samples.iter().filter(|s| s.at_ms >= obs.load_started_ms).find(|s| s.current >= want.scale_to);
+    // Without load an HPA has no reason to scale: that says nothing about it, nor about a
+    // negative control that "did not scale".
+    if obs.traffic.sent == 0 {
+        return Verdict::harness_error(format!("the load sent no request to drive hpa {}, so its scaling was not tested", want.hpa));
+    }
     let mut v = match up {
         Some(up) if up.at_ms - obs.load_started_ms <= want.scale_up_within.as_millis() as u64 => None,
         Some(up) => Some(Verdict::fail(format!(
@@ -400,6 +412,22 @@ mod tests {
         assert_eq!(v.metrics["time_to_scale_s"], 45.0);
         assert_eq!(v.metrics["max_replicas"], 3.0);
         assert_eq!(v.metrics["time_to_scale_down_s"], 60.0);
+    }
+
+    #[test]
+    fn no_load_is_a_harness_error_not_an_hpa_that_never_scaled() {
+        // A load that sent nothing, on the negative control: the HPA "did not scale" for want of load.
+        let obs = observed(&[(T0 - 30_000, 1), (T0 + 240_000, 1)], Traffic::default(), busy_at(1));
+        let v = judge(&obs, &expect());
+        assert_eq!((v.outcome, v.failure), (Outcome::Fail, crate::checks::FailureKind::Harness), "{}", v.reason);
+        assert!(v.reason.contains("the load sent no request"), "{}", v.reason);
+        let mut params = toml::Table::new();
+        params.insert("min".into(), toml::Value::Integer(1));
+        let e = crate::checks::negative::expectation("hpa-scale", &params).unwrap();
+        assert!(!crate::checks::negative::judge_negative(&e, v).caught());
+        // Scaled up and back, but nothing was sent: not a pass either.
+        let obs = observed(&[(T0 - 30_000, 1), (T0 + 45_000, 2), (T0 + 240_000, 1)], Traffic::default(), busy_at(1));
+        assert_eq!(judge(&obs, &expect()).outcome, Outcome::Fail);
     }
 
     #[test]

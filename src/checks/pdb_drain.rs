@@ -231,6 +231,9 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
             if w.ready.is_empty() { "none".to_string() } else { w.ready.join(", ") }
         )));
     }
+    if obs.traffic.sent == 0 {
+        return metrics(Verdict::harness_error(format!("the load sent no request during the drain of {nodes}, so \"no failed requests\" was not tested")));
+    }
     if obs.traffic.failed > 0 {
         return metrics(Verdict::fail(format!(
             "{} of {} requests failed during the drain of {nodes}: {}",
@@ -662,6 +665,14 @@ mod tests {
         let counts: Vec<(u64, i32)> = obs.steps.iter().map(|s| (s.at_ms - T0, s.unavailable)).collect();
         assert_eq!(counts, vec![(0, 0), (1_000, 1), (45_000, 0)]);
         assert_eq!(obs.steps[1].ready, vec!["web-57d8bfc944-b".to_string(), "web-57d8bfc944-c".to_string()]);
+    }
+
+    #[test]
+    fn a_drain_without_traffic_proves_nothing() {
+        let obs = Observed { traffic: Traffic::default(), ..single_node_with_budget() };
+        let v = judge(&obs, &expect());
+        assert_eq!((v.outcome, v.failure), (Outcome::Fail, crate::checks::FailureKind::Harness), "{}", v.reason);
+        assert!(v.reason.contains("the load sent no request during the drain of vm"), "{}", v.reason);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! `stale-dns-proxy`, which runs the same update behind a proxy.
 
 use super::context::CheckContext;
-use super::timeline::{describe, failure_clusters};
+use super::timeline::{describe, failure_clusters, succeeded};
 use super::verdict::{FailureCluster, Phase, Verdict};
 use crate::observe::{Entry, Source, now_ms};
 use crate::stack::Stack;
@@ -338,7 +338,7 @@ pub(super) fn failure_story(run: &UpdateRun) -> String {
 
 pub(super) fn totals(run: &UpdateRun) -> (usize, usize) {
     let total = run.traffic.iter().map(|t| t.records.len()).sum();
-    let failed = run.traffic.iter().flat_map(|t| t.records.iter()).filter(|r| !r.is_ok()).count();
+    let failed = run.traffic.iter().flat_map(|t| t.records.iter()).filter(|r| !succeeded(r)).count();
     (total, failed)
 }
 
@@ -351,14 +351,14 @@ pub(super) fn version_problems(run: &UpdateRun) -> (Vec<String>, usize) {
         problems.push("no response named its version (X-Seaworthy-Version), so the old and the new version cannot be told apart".to_string());
         return (problems, 0);
     }
-    let before = all().filter(|(t, r)| r.is_ok() && t.sent_ms(r) < run.marks.update_ms && t.version(r) == Some(run.from.as_str())).count();
+    let before = all().filter(|(t, r)| succeeded(r) && t.sent_ms(r) < run.marks.update_ms && t.version(r) == Some(run.from.as_str())).count();
     if before == 0 {
         problems.push(format!("no response before the update was {}: the update did not start from the version it names", run.from));
     }
     let Some(gone) = run.marks.old_gone_ms else {
         return (problems, 0);
     };
-    let after: Vec<_> = all().filter(|(t, r)| r.is_ok() && t.sent_ms(r) >= gone).collect();
+    let after: Vec<_> = all().filter(|(t, r)| succeeded(r) && t.sent_ms(r) >= gone).collect();
     if after.is_empty() {
         problems.push(format!("no request was answered after the last {} Pod was gone", run.from));
     }
@@ -510,6 +510,18 @@ pub(super) mod tests {
         assert!(r.contains("connect_refused x3") && r.contains("502 x3"), "{r}");
         assert!(r.contains("Pod/web-57d8bfc944-t4s7f was terminating from 13.9s"), "{r}");
         assert!(r.contains("next to: Pod/web-57d8bfc944-t4s7f terminating (grace 30s) (0.1 s before)"), "the event closest to the failures: {r}");
+    }
+
+    /// STACKS.md: "0 failed requests (non-2xx, resets, timeouts)": a redirect is not the page.
+    #[test]
+    fn a_redirect_during_the_rollout_is_a_failed_request() {
+        let mut run = rollout(false);
+        let r = run.traffic[0].records.iter_mut().find(|r| r.planned_ns == 14_000 * 1_000_000).unwrap();
+        *r = rec(14_000, Outcome::Status(302), 2, 1);
+        let v = judge_rollout(&run);
+        assert_eq!(v.outcome, crate::checks::Outcome::Fail, "{}", v.reason);
+        assert_eq!(v.metrics["failed"], 1.0);
+        assert!(v.reason.starts_with("1 of 700 requests failed") && v.reason.contains("302 x1"), "{}", v.reason);
     }
 
     #[test]

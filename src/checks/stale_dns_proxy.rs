@@ -11,6 +11,7 @@
 
 use super::context::CheckContext;
 use super::rollout_zero_5xx::{ImageUpdate, UpdateRun, Workload, failure_story, load, totals, update_under_load, version_problems};
+use super::timeline::succeeded;
 use super::verdict::Verdict;
 use anyhow::Result;
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub(super) fn judge_stale_dns(run: &UpdateRun, proxy: &str) -> Verdict {
         for t in &run.traffic {
             for r in t.records.iter().filter(|r| t.sent_ms(r) >= settled) {
                 after += 1;
-                if !r.is_ok() {
+                if !succeeded(r) {
                     failed_after += 1;
                 } else if t.version(r) == Some(run.to.as_str()) {
                     new_after += 1;

@@ -12,6 +12,14 @@ const GAP_NS: u64 = 1_000_000_000;
 const BEFORE_MS: u64 = 5_000;
 const AFTER_MS: u64 = 1_000;
 
+/// What the checks count as a successful request: a 2xx answer. STACKS.md counts any non-2xx as
+/// a failed request (rollout-zero-5xx: "0 failed requests (non-2xx, resets, timeouts)"), and a
+/// redirect is not the page the check asked for. The load generator's own `is_ok` (below 400)
+/// is for free-standing load runs; the checks judge on this.
+pub fn succeeded(r: &Record) -> bool {
+    matches!(r.outcome(), Outcome::Status(s) if (200..300).contains(&s))
+}
+
 fn outcome_name(r: &Record) -> String {
     match r.outcome() {
         Outcome::Status(code) => code.to_string(),
@@ -27,7 +35,7 @@ pub fn failure_clusters(records: &[Record], backends: &[String], start_ms: u64, 
     let name = |i: u16| backends.get(i as usize).filter(|_| i != 0).cloned();
 
     let mut groups: Vec<Vec<&Record>> = Vec::new();
-    for r in sorted.iter().copied().filter(|r| !r.is_ok()) {
+    for r in sorted.iter().copied().filter(|r| !succeeded(r)) {
         match groups.last_mut() {
             Some(g) if r.planned_ns - g.last().unwrap().planned_ns <= GAP_NS => g.push(r),
             _ => groups.push(vec![r]),
@@ -52,7 +60,7 @@ pub fn failure_clusters(records: &[Record], backends: &[String], start_ms: u64, 
             // never after them.
             let backend = answered.into_iter().max_by_key(|(_, n)| *n).map(|(b, _)| b).or_else(|| {
                 let mut last_ok: BTreeMap<u16, u64> = BTreeMap::new();
-                for r in sorted.iter().filter(|r| r.is_ok() && r.backend != 0) {
+                for r in sorted.iter().filter(|r| succeeded(r) && r.backend != 0) {
                     last_ok.insert(r.backend, r.planned_ns);
                 }
                 last_ok
