@@ -85,7 +85,8 @@ fn event_key(e: &Event) -> String {
 /// Events oldest first, one a line, as `kubectl get events --sort-by=lastTimestamp` shows them.
 pub fn events_text(events: &[Event]) -> String {
     let mut sorted: Vec<&Event> = events.iter().collect();
-    sorted.sort_by_key(|e| event_key(e));
+    // By value: as text, "…:03.5Z" sorts after "…:03.535699Z" and a missing time before all.
+    sorted.sort_by_key(|e| crate::wait::events::event_time(e));
     let mut out = String::new();
     for e in sorted {
         let (object, line) = crate::observe::event_line(e);
@@ -151,6 +152,24 @@ mod tests {
         let text = describe_pod(&pod, &events);
         assert!(text.contains("PodScheduled") && text.contains("Unschedulable"), "{text}");
         assert!(text.contains("FailedScheduling") && text.contains("Insufficient cpu"), "{text}");
+    }
+
+    #[test]
+    fn events_are_ordered_by_time_value_not_text() {
+        let events: Vec<Event> = crate::samples::load_list("events-rollout.json");
+        let text = events_text(&events);
+        let times: Vec<k8s_openapi::jiff::Timestamp> = text.lines().map(|l| l.split("  ").next().unwrap().parse().unwrap()).collect();
+        assert_eq!(times.len(), events.len());
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
+        // Derived: two of them with eventTimes of different fractional lengths (jiff prints
+        // ".5", not ".500000"), where text order and time order disagree.
+        let mut a = crate::samples::value("events-rollout.json")["items"][0].clone();
+        let mut b = a.clone();
+        a["eventTime"] = "2026-11-22T00:06:03.535699Z".into();
+        b["eventTime"] = "2026-11-22T00:06:03.500000Z".into();
+        b["metadata"]["name"] = "earlier".into();
+        let text = events_text(&[crate::samples::from_value(a), crate::samples::from_value(b)]);
+        assert!(text.starts_with("2026-11-22T00:06:03.5Z"), "{text}");
     }
 
     #[test]
