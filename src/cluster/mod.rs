@@ -87,12 +87,11 @@ impl Cluster {
         let cluster_url = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
         let info = reach(&client, &cluster_url, &context, &described).await?;
-        let access = match provider {
-            Provider::Kind | Provider::K3d => Access::Loopback { ingress_http_port: Some(DEFAULT_INGRESS_HTTP_PORT) },
-            _ => match info.nodes.iter().find_map(|n| n.internal_ip.clone()) {
-                Some(address) => Access::NodeAddress { address },
-                None => bail!("no node of context {context} reports an InternalIP, so its NodePorts cannot be reached"),
-            },
+        let published = published_ports(provider, &context).await;
+        let internal_ip = info.nodes.iter().find_map(|n| n.internal_ip.clone());
+        let access = match decide_access(published.as_deref(), &lifecycle::stack_node_ports(), internal_ip) {
+            Some(access) => access,
+            None => bail!("no node of context {context} reports an InternalIP, and its node containers publish no NodePorts here, so the stacks cannot be reached"),
         };
         Ok(Cluster { client, provider, context, info, access, _k3s: None })
     }
@@ -119,6 +118,79 @@ impl Cluster {
             _ => bail!("service {} has no nodePort and no reachable Ingress on context {}", entry.service, self.context),
         }
     }
+}
+
+/// One published port of a node container, as `docker port CONTAINER` prints it:
+/// `80/tcp -> 127.0.0.1:18080`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// Parse `docker port CONTAINER` (TCP lines only; anything unparsable is skipped).
+pub fn parse_docker_port(stdout: &str) -> Vec<PublishedPort> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (inner, outer) = line.trim().split_once(" -> ")?;
+            let container_port = inner.strip_suffix("/tcp")?.parse().ok()?;
+            let (host_ip, host_port) = outer.rsplit_once(':')?;
+            Some(PublishedPort { container_port, host_ip: host_ip.trim_matches(|c| c == '[' || c == ']').to_string(), host_port: host_port.parse().ok()? })
+        })
+        .collect()
+}
+
+/// How this machine reaches the stacks. Loopback only when the node containers really publish
+/// every stack NodePort on the same port of an address this machine can use (a kind or k3d
+/// cluster seaworthy created does; one made by a plain `kind create cluster` publishes none);
+/// the ingress controller is then whatever host port publishes the node's port 80. Otherwise
+/// the NodePorts are reached on a node's InternalIP. `None` when neither works.
+pub fn decide_access(published: Option<&[PublishedPort]>, node_ports: &[u16], internal_ip: Option<String>) -> Option<Access> {
+    let local = |p: &&PublishedPort| ["127.0.0.1", "0.0.0.0", "::", "::1"].contains(&p.host_ip.as_str());
+    if let Some(published) = published.filter(|p| !p.is_empty()) {
+        let all_node_ports = node_ports.iter().all(|port| published.iter().filter(local).any(|p| p.container_port == *port && p.host_port == *port));
+        if all_node_ports {
+            let ingress_http_port = published.iter().filter(local).find(|p| p.container_port == 80).map(|p| p.host_port);
+            return Some(Access::Loopback { ingress_http_port });
+        }
+    }
+    internal_ip.map(|address| Access::NodeAddress { address })
+}
+
+/// The containers whose published ports carry a kind/k3d cluster's traffic: kind's control
+/// plane; k3d's load balancer (k3d v5 publishes node ports "via the serverlb") and first server.
+pub fn node_containers(provider: Provider, context: &str) -> Vec<String> {
+    match provider {
+        Provider::Kind => vec![format!("{}-control-plane", cluster_name(context, "kind-"))],
+        Provider::K3d => {
+            let name = cluster_name(context, "k3d-");
+            vec![format!("k3d-{name}-serverlb"), format!("k3d-{name}-server-0")]
+        }
+        Provider::K3s | Provider::Existing => vec![],
+    }
+}
+
+/// The kind/k3d cluster name of a context: `kind-kind` is cluster `kind` (a repeated prefix is
+/// part of the name, so not `trim_start_matches`).
+pub fn cluster_name<'a>(context: &'a str, prefix: &str) -> &'a str {
+    context.strip_prefix(prefix).unwrap_or(context)
+}
+
+/// What the cluster's node containers publish here, or `None` when Docker cannot say (no docker
+/// CLI, a remote engine, containers named otherwise).
+async fn published_ports(provider: Provider, context: &str) -> Option<Vec<PublishedPort>> {
+    let mut all = Vec::new();
+    for container in node_containers(provider, context) {
+        let run = tokio::process::Command::new("docker").args(["port", &container]).kill_on_drop(true).output();
+        if let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(10), run).await
+            && out.status.success()
+        {
+            all.extend(parse_docker_port(&String::from_utf8_lossy(&out.stdout)));
+        }
+    }
+    (!all.is_empty()).then_some(all)
 }
 
 /// Host port of the ingress controller in the clusters seaworthy creates.
@@ -159,4 +231,52 @@ pub async fn for_tests() -> std::result::Result<Cluster, String> {
 /// Whether a cluster is required (the nightly job), so a missing one fails rather than skips.
 pub fn cluster_required() -> bool {
     std::env::var("SEAWORTHY_REQUIRE_CLUSTER").is_ok_and(|v| v == "1" || v == "true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docker port` output of a kind control plane created from seaworthy's config (the format
+    /// of Docker's `docker port` reference: `7890/tcp -> 0.0.0.0:4321`).
+    const SEAWORTHY_KIND: &str = "80/tcp -> 127.0.0.1:18080\n6443/tcp -> 127.0.0.1:40123\n30080/tcp -> 127.0.0.1:30080\n31090/tcp -> 127.0.0.1:31090\n";
+
+    #[test]
+    fn docker_port_output_is_parsed() {
+        let p = parse_docker_port("7890/tcp -> 0.0.0.0:4321\n9876/tcp -> [::]:1234\n53/udp -> 0.0.0.0:53\ngarbage\n");
+        assert_eq!(
+            p,
+            [
+                PublishedPort { container_port: 7890, host_ip: "0.0.0.0".into(), host_port: 4321 },
+                PublishedPort { container_port: 9876, host_ip: "::".into(), host_port: 1234 },
+            ]
+        );
+    }
+
+    #[test]
+    fn loopback_only_when_every_node_port_is_published() {
+        let ip = Some("172.18.0.3".to_string());
+        let ports = [30080, 31090];
+        let ours = parse_docker_port(SEAWORTHY_KIND);
+        assert_eq!(decide_access(Some(&ours), &ports, ip.clone()), Some(Access::Loopback { ingress_http_port: Some(18080) }));
+        // A plain `kind create cluster` publishes only the API server.
+        let plain = parse_docker_port("6443/tcp -> 127.0.0.1:37503\n");
+        assert_eq!(decide_access(Some(&plain), &ports, ip.clone()), Some(Access::NodeAddress { address: "172.18.0.3".into() }));
+        // A cluster created before a stack with a new NodePort was added lacks that one.
+        assert_eq!(decide_access(Some(&ours), &[30080, 31090, 30999], ip.clone()), Some(Access::NodeAddress { address: "172.18.0.3".into() }));
+        // Docker could not say (remote engine, not a container cluster).
+        assert_eq!(decide_access(None, &ports, ip), Some(Access::NodeAddress { address: "172.18.0.3".into() }));
+        assert_eq!(decide_access(None, &ports, None), None);
+        // Published on another interface only: not reachable as 127.0.0.1.
+        let elsewhere = parse_docker_port("30080/tcp -> 192.168.1.5:30080\n31090/tcp -> 192.168.1.5:31090\n");
+        assert_eq!(decide_access(Some(&elsewhere), &ports, None), None);
+    }
+
+    #[test]
+    fn node_container_names() {
+        assert_eq!(node_containers(Provider::Kind, "kind-seaworthy"), ["seaworthy-control-plane"]);
+        assert_eq!(node_containers(Provider::Kind, "kind-kind"), ["kind-control-plane"], "plain `kind create cluster`");
+        assert_eq!(node_containers(Provider::K3d, "k3d-dev"), ["k3d-dev-serverlb", "k3d-dev-server-0"]);
+        assert!(node_containers(Provider::Existing, "minikube").is_empty());
+    }
 }

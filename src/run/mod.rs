@@ -58,8 +58,8 @@ pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Loader> {
         return Ok(Loader::Command(cmd.to_string()));
     }
     match cluster.provider {
-        Provider::Kind => Ok(Loader::Kind { cluster: cluster.context.trim_start_matches("kind-").to_string() }),
-        Provider::K3d => Ok(Loader::K3d { cluster: cluster.context.trim_start_matches("k3d-").to_string() }),
+        Provider::Kind => Ok(Loader::Kind { cluster: crate::cluster::cluster_name(&cluster.context, "kind-").to_string() }),
+        Provider::K3d => Ok(Loader::K3d { cluster: crate::cluster::cluster_name(&cluster.context, "k3d-").to_string() }),
         Provider::K3s => match cluster.k3s_container_id() {
             Some(container) => Ok(Loader::K3sContainer { engine: "docker".into(), container }),
             None => bail!("the k3s container is gone"),
