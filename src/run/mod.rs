@@ -52,24 +52,128 @@ pub fn selected(plan: &Plan) -> Result<Vec<(Stack, Vec<crate::stack::spec::Check
         .collect())
 }
 
-/// How images reach this cluster's nodes.
-pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Loader> {
+/// How images reach this cluster's nodes; `None` for a cluster seaworthy cannot load into by
+/// itself (then the images must already be pullable there, which [`pull_check`] verifies).
+pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Option<Loader>> {
     if let Some(cmd) = custom {
-        return Ok(Loader::Command(cmd.to_string()));
+        return Ok(Some(Loader::Command(cmd.to_string())));
     }
     match cluster.provider {
-        Provider::Kind => Ok(Loader::Kind { cluster: crate::cluster::cluster_name(&cluster.context, "kind-").to_string() }),
-        Provider::K3d => Ok(Loader::K3d { cluster: crate::cluster::cluster_name(&cluster.context, "k3d-").to_string() }),
+        Provider::Kind => Ok(Some(Loader::Kind { cluster: crate::cluster::cluster_name(&cluster.context, "kind-").to_string() })),
+        Provider::K3d => Ok(Some(Loader::K3d { cluster: crate::cluster::cluster_name(&cluster.context, "k3d-").to_string() })),
         Provider::K3s => match cluster.k3s_container_id() {
-            Some(container) => Ok(Loader::K3sContainer { engine: "docker".into(), container }),
+            Some(container) => Ok(Some(Loader::K3sContainer { engine: "docker".into(), container })),
             None => bail!("the k3s container is gone"),
         },
-        Provider::Existing => bail!(
-            "seaworthy cannot load images into context {} by itself: pass --load-images-with 'CMD' (each image archive is piped to CMD, \
-             e.g. 'microk8s ctr image import -', 'ctr -n k8s.io images import -', 'minikube image load -')",
-            cluster.context
-        ),
+        Provider::Existing => Ok(None),
     }
+}
+
+/// Label of the pull-check Pods, so the wait watches only them.
+const PULL_CHECK_LABEL: &str = "seaworthy.dev/pull-check";
+/// How long the nodes may take to pull every image.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The Pod that proves `image` can be pulled: `IfNotPresent` (an image already on the node
+/// counts, as it will for the stacks), never restarted, a command that ends at once.
+pub fn pull_pod(ns: &str, name: &str, image: &str, run_id: &str) -> serde_json::Value {
+    use crate::apply::render::{MANAGED_BY, RUN_LABEL};
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: run_id, PULL_CHECK_LABEL: "true"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "pull", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["true"],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
+            }]
+        }
+    })
+}
+
+/// Has the Pod's image been pulled? Once a container has run or failed to start, or reports an
+/// imageID, the image was there; ErrImagePull/ImagePullBackOff (or any other stuck state the
+/// pod diagnosis knows, such as Unschedulable) fails; anything else is still waiting.
+pub fn image_pulled(pod: &k8s_openapi::api::core::v1::Pod, events: &[k8s_openapi::api::core::v1::Event]) -> crate::wait::Progress {
+    use crate::wait::Progress;
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    let pulled = statuses.into_iter().flatten().any(|c| {
+        let started = c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some());
+        started || !c.image_id.is_empty()
+    });
+    if pulled {
+        return Progress::Done;
+    }
+    match crate::wait::pods::diagnose(pod, events) {
+        Some(d) => Progress::Failed(d.to_string()),
+        None => Progress::Waiting(format!("pod {} not started yet", pod.metadata.name.as_deref().unwrap_or("?"))),
+    }
+}
+
+/// Check that the cluster can pull every image (one labelled namespace, one Pod per image), and
+/// name the ones it cannot. The namespace is deleted whatever happens.
+pub async fn pull_check(cluster: &Cluster, images: &[String], cleanup: &Cleanup) -> Result<()> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, PostParams};
+    let client = &cluster.client;
+    let run_id = cleanup.run_id().to_string();
+    let ns = format!("sw-pullcheck-{run_id}");
+    cleanup.track(&ns)?;
+    let pp = PostParams { field_manager: Some(crate::apply::FIELD_MANAGER.into()), ..Default::default() };
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {crate::apply::render::MANAGED_BY.0: crate::apply::render::MANAGED_BY.1, crate::apply::render::RUN_LABEL: run_id}}
+    }))?;
+    let result = async {
+        Api::<Namespace>::all(client.clone()).create(&pp, &namespace).await.with_context(|| format!("creating namespace {ns}"))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let names: Vec<(String, &String)> = images.iter().enumerate().map(|(i, image)| (format!("pull-{i}"), image)).collect();
+        for (name, image) in &names {
+            pods.create(&pp, &serde_json::from_value(pull_pod(&ns, name, image, &run_id))?).await.with_context(|| format!("creating pod {ns}/{name}"))?;
+        }
+        let outcome = crate::wait::watch::Waiter::new(client, &ns)
+            .pods(kube::runtime::watcher::Config::default().labels(PULL_CHECK_LABEL))
+            .events(kube::runtime::watcher::Config::default().fields("involvedObject.kind=Pod"))
+            .until(&format!("pulling {} images", names.len()), PULL_TIMEOUT, |s| {
+                let events = s.events.objects();
+                let waiting: Vec<String> = names
+                    .iter()
+                    .filter_map(|(name, _)| match s.pods.get(name) {
+                        None => Some(format!("pod {name} not seen yet")),
+                        Some(p) => match image_pulled(p, &events) {
+                            crate::wait::Progress::Waiting(r) => Some(r),
+                            _ => None,
+                        },
+                    })
+                    .collect();
+                if waiting.is_empty() { crate::wait::Progress::Done } else { crate::wait::Progress::Waiting(waiting.join("; ")) }
+            })
+            .await;
+        let snapshot = outcome.map_err(|e| anyhow::anyhow!("{e}; pass --load-images-with 'CMD' to load the images into context {}", cluster.context))?;
+        let events = snapshot.events.objects();
+        let failed: Vec<String> = names
+            .iter()
+            .filter_map(|(name, image)| match snapshot.pods.get(name).map(|p| image_pulled(p, &events)) {
+                Some(crate::wait::Progress::Failed(why)) => Some(format!("{image} ({why})")),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "context {} cannot pull {} of {} images: {}. Load them with --load-images-with 'CMD' (each image archive is piped to CMD, \
+                 e.g. 'microk8s ctr image import -', 'ctr -n k8s.io images import -', 'minikube image load -')",
+                cluster.context,
+                failed.len(),
+                images.len(),
+                failed.join("; ")
+            );
+        }
+        Ok(())
+    }
+    .await;
+    let deleted = cleanup.delete(&ns).await;
+    result.and(deleted)
 }
 
 /// Build every image the selected stacks (and their variants) use, save the archives, and load
@@ -94,16 +198,26 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
     let started_ms = now_ms();
     let work = selected(plan)?;
     let stacks: Vec<Stack> = work.iter().map(|(s, _)| s.clone()).collect();
-    let loader = loader_for(cluster, settings.load_images_with.as_deref())?;
-    {
-        let (stacks, base, artifacts) = (stacks.clone(), settings.base.clone(), settings.run.artifacts.clone());
-        tokio::task::spawn_blocking(move || prepare_images(&stacks, &loader, &base, &artifacts)).await??;
-    }
-
     let run_id = crate::apply::new_run_id();
     let cleanup = Cleanup::new(cluster.client.clone(), &run_id);
     let _signals = cleanup.on_signals();
     let _panic = cleanup.panic_guard();
+    match loader_for(cluster, settings.load_images_with.as_deref())? {
+        Some(loader) => {
+            let (stacks, base, artifacts) = (stacks.clone(), settings.base.clone(), settings.run.artifacts.clone());
+            tokio::task::spawn_blocking(move || prepare_images(&stacks, &loader, &base, &artifacts)).await??;
+        }
+        None => {
+            let mut refs = Vec::new();
+            for stack in &stacks {
+                refs.extend(images::planned(stack, &settings.base)?.into_iter().map(|b| b.tag));
+            }
+            refs.sort();
+            refs.dedup();
+            eprintln!("seaworthy cannot load images into {} by itself: checking that its nodes can pull the {} images", cluster.context, refs.len());
+            pull_check(cluster, &refs, &cleanup).await?;
+        }
+    }
     eprintln!("run {run_id} on {} (Kubernetes {})", cluster.context, cluster.info.version);
 
     let progress = MultiProgress::new();
@@ -177,6 +291,37 @@ mod tests {
         assert_eq!(work[0].0.name(), "counter");
         let plan = Plan { checks: vec!["hpa-scale".into()], ..plan };
         assert!(selected(&plan).unwrap_err().to_string().contains("no stack among [phpdemo, counter] declares check \"hpa-scale\""));
+    }
+
+    #[test]
+    fn pulled_or_not_on_real_pods() {
+        use crate::wait::Progress;
+        let backoff: k8s_openapi::api::core::v1::Pod = crate::samples::load("pod-imagepullbackoff.json");
+        let p = image_pulled(&backoff, &[]);
+        assert!(matches!(&p, Progress::Failed(m) if m.contains("ImagePullBackOff") && m.contains("localhost/does-not-exist:1")), "{p:?}");
+        // A Pod whose container has run: the image was there.
+        assert_eq!(image_pulled(&crate::samples::load("pod-crashloopbackoff.json"), &[]), Progress::Done);
+        // Derived: the back-off Pod before the kubelet reported anything (no container status).
+        let mut v = crate::samples::value("pod-imagepullbackoff.json");
+        v["status"].as_object_mut().unwrap().remove("containerStatuses");
+        assert!(image_pulled(&crate::samples::from_value(v), &[]).is_waiting());
+        // Unschedulable is not a pull result, but it will not settle by itself either.
+        let unschedulable: k8s_openapi::api::core::v1::Pod = crate::samples::load("pod-unschedulable.json");
+        let events: Vec<k8s_openapi::api::core::v1::Event> = crate::samples::load_list("events-failedscheduling.json");
+        assert!(image_pulled(&unschedulable, &events).is_failed());
+    }
+
+    #[test]
+    fn the_pull_pod_is_labelled_and_never_pulls_a_present_image_again() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pull_pod("sw-pullcheck-abc123", "pull-0", "localhost/seaworthy/x:v1-0123456789ab", "abc123")).unwrap();
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+        let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "sw-pullcheck-abc123", "labels": pod.metadata.labels.clone().unwrap()}
+        }))
+        .unwrap();
+        assert!(crate::apply::is_ours(&ns, Some("abc123")), "the run's cleanup and `down --runs` may delete it");
     }
 
     #[test]
