@@ -65,7 +65,8 @@ pub struct DrainPlan {
 /// When that is impossible, every node holding the Pods is cordoned and the drain cannot finish.
 /// `pods` are (Pod, node) of the covered Pods.
 pub fn plan_drain(nodes: &[NodeInfo], pods: &[(String, String)], limit: i32) -> DrainPlan {
-    let schedulable: BTreeSet<&str> = nodes.iter().filter(|n| n.ready && !n.unschedulable).map(|n| n.name.as_str()).collect();
+    // Room is a node new Pods can land on: a tainted control plane (kind's, k3d's) is no room.
+    let schedulable: BTreeSet<&str> = nodes.iter().filter(|n| n.ready && n.schedulable).map(|n| n.name.as_str()).collect();
     let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, node) in pods {
         *per_node.entry(node.as_str()).or_default() += 1;
@@ -622,8 +623,14 @@ mod tests {
         // Spread over the only two schedulable nodes: only cordoning both puts more than one at stake.
         let mut cordoned = node("n3");
         cordoned.unschedulable = true;
+        cordoned.schedulable = false;
         let p = plan_drain(&[node("n1"), node("n2"), cordoned], &pods(&[("a", "n1"), ("b", "n2")]), 1);
         assert_eq!(p, DrainPlan { cordon: vec!["n1".into(), "n2".into()], can_finish: false });
+        // kind with one control plane (tainted NoSchedule) and one worker holding every Pod: the
+        // control plane is no room, so the drain cannot finish.
+        let control_plane = NodeInfo { schedulable: false, ..node("kind-control-plane") };
+        let p = plan_drain(&[control_plane, node("kind-worker")], &pods(&[("a", "kind-worker"), ("b", "kind-worker"), ("c", "kind-worker")]), 1);
+        assert_eq!(p, DrainPlan { cordon: vec!["kind-worker".into()], can_finish: false });
     }
 
     /// Single node, with the budget: one Pod evicted and terminating, its replacement Pending on
