@@ -52,9 +52,21 @@ pub fn selected(plan: &Plan) -> Result<Vec<(Stack, Vec<crate::stack::spec::Check
         .collect())
 }
 
+/// How images reach this cluster's nodes, refusing a cluster seaworthy cannot load into by itself.
+pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Loader> {
+    match image_loader(cluster, custom)? {
+        Some(loader) => Ok(loader),
+        None => bail!(
+            "seaworthy cannot load images into context {} by itself: pass --load-images-with 'CMD' (each image archive is piped to CMD, \
+             e.g. 'microk8s ctr image import -', 'ctr -n k8s.io images import -', 'minikube image load -')",
+            cluster.context
+        ),
+    }
+}
+
 /// How images reach this cluster's nodes; `None` for a cluster seaworthy cannot load into by
 /// itself (then the images must already be pullable there, which [`pull_check`] verifies).
-pub fn loader_for(cluster: &Cluster, custom: Option<&str>) -> Result<Option<Loader>> {
+pub fn image_loader(cluster: &Cluster, custom: Option<&str>) -> Result<Option<Loader>> {
     if let Some(cmd) = custom {
         return Ok(Some(Loader::Command(cmd.to_string())));
     }
@@ -202,7 +214,7 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
     let cleanup = Cleanup::new(cluster.client.clone(), &run_id);
     let _signals = cleanup.on_signals();
     let _panic = cleanup.panic_guard();
-    match loader_for(cluster, settings.load_images_with.as_deref())? {
+    match image_loader(cluster, settings.load_images_with.as_deref())? {
         Some(loader) => {
             let (stacks, base, artifacts) = (stacks.clone(), settings.base.clone(), settings.run.artifacts.clone());
             tokio::task::spawn_blocking(move || prepare_images(&stacks, &loader, &base, &artifacts)).await??;
