@@ -414,6 +414,40 @@ mod tests {
         assert_eq!(v.metrics["time_to_scale_down_s"], 60.0);
     }
 
+    /// A phase of 20 requests: 200s, and the given statuses at the end.
+    fn phase_with(statuses: &[u16]) -> Phase {
+        use crate::traffic::{Mode, RecordLog, Report, Schedule};
+        let mut records = RecordLog::default();
+        let codes = std::iter::repeat_n(200, 20 - statuses.len()).chain(statuses.iter().copied());
+        for (i, code) in codes.enumerate() {
+            records.push(Record { planned_ns: i as u64 * 50_000_000, latency_us: 3_000, service_us: 2_500, outcome: Req::Status(code).code(), backend: 1, version: 0, flags: 1 });
+        }
+        let report = Report {
+            url: "http://127.0.0.1:30012/".into(),
+            mode: Mode::Open(Schedule::constant(20.0, Duration::from_secs(1)).unwrap()),
+            connections_limit: 8,
+            max_in_flight: 1024,
+            timeout: Duration::from_secs(5),
+            started: std::time::Instant::now(),
+            window: Duration::from_secs(1),
+            planned: 20,
+            connections_opened: 8,
+            retried: 0,
+            backends: vec![String::new(), "wordpress-1".into()],
+            versions: vec![String::new()],
+            records,
+        };
+        Phase { name: "load".into(), started_ms: T0, ended_ms: T0 + 1_000, traffic: Some(report.summary(Duration::from_secs(1))), events: vec![], failure_clusters: vec![] }
+    }
+
+    #[test]
+    fn only_2xx_answers_count_as_succeeding() {
+        assert_eq!(Traffic::of(&phase_with(&[])).failed, 0);
+        // A redirect (an uninstalled WordPress sends every page to its installer) is not the page.
+        let t = Traffic::of(&phase_with(&[302, 302, 503]));
+        assert_eq!((t.sent, t.failed), (20, 3));
+    }
+
     #[test]
     fn no_load_is_a_harness_error_not_an_hpa_that_never_scaled() {
         // A load that sent nothing, on the negative control: the HPA "did not scale" for want of load.
