@@ -90,6 +90,9 @@ impl Cleanup {
     /// after it died, can undo it. A node that is already unschedulable is someone else's
     /// business: left alone, and `Ok(false)`.
     pub async fn cordon(&self, node: &str) -> Result<bool> {
+        if self.closing() {
+            bail!("the run is being cleaned up (interrupted): {node} is not cordoned");
+        }
         let api = Api::<Node>::all(self.client.clone());
         if unschedulable(&api.get(node).await.with_context(|| format!("reading node {node}"))?) {
             return Ok(false);
@@ -240,6 +243,35 @@ mod tests {
             v["metadata"]["annotations"] = serde_json::json!({CORDONED_BY: run});
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    /// A client that is never used to connect: these paths decide without the API.
+    fn offline() -> Cleanup {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Cleanup::new(kube::Client::try_from(config).unwrap(), "run1")
+    }
+
+    #[tokio::test]
+    async fn a_kept_namespace_is_no_longer_deleted_and_blocks_its_stack() {
+        let c = offline();
+        c.track("sw-wordpress-pdb-drain-run1").unwrap();
+        c.track("sw-counter-persistence-run1").unwrap();
+        c.keep("wordpress", "sw-wordpress-pdb-drain-run1");
+        assert_eq!(c.left(), vec!["sw-counter-persistence-run1".to_string()]);
+        assert_eq!(c.kept_of("wordpress").as_deref(), Some("sw-wordpress-pdb-drain-run1"));
+        assert_eq!(c.kept_of("counter"), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_created_once_the_final_cleanup_has_begun() {
+        let c = offline();
+        // Nothing open, nothing cordoned: the cleanup itself needs no API call.
+        c.all().await;
+        assert!(c.track("sw-counter-persistence-run1").is_err());
+        assert!(c.left().is_empty());
+        let refused = c.cordon("kind-worker").await.unwrap_err();
+        assert!(refused.to_string().contains("not cordoned"), "{refused}");
+        assert!(c.cordoned().is_empty());
     }
 
     #[test]
