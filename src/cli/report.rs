@@ -12,7 +12,9 @@ pub enum ReportCommand {
     /// Compare a run with a baseline per stack, check and phase; exit 1 on any regression.
     #[command(after_help = "Exit status: 0 no regression; 1 at least one regression; 2 the reports cannot be \
 compared (unreadable, different schema versions, different checks).\n\
-A latency or duration change counts only when it exceeds both its relative and its absolute threshold.")]
+A latency or duration change counts only when it exceeds both its relative and its absolute threshold. \
+An open-model phase's rate is judged by whether it held its planned rate; a closed-model phase's throughput \
+is compared only with --closed-rate-pct.")]
     Compare(CompareArgs),
 }
 
@@ -41,15 +43,23 @@ pub struct CompareArgs {
     /// Failed requests a phase may gain over the baseline.
     #[arg(long, default_value_t = Thresholds::default().failed_requests)]
     pub failed_requests: u64,
-    /// p99 / p99.9 latency: relative increase (percent) that counts ...
+    /// p99 / p99.9 latency (corrected): relative increase (percent) that counts ...
     #[arg(long, default_value_t = Thresholds::default().latency_pct)]
     pub latency_pct: f64,
-    /// ... when it is also more than this many milliseconds.
-    #[arg(long, default_value_t = Thresholds::default().latency_ms)]
-    pub latency_ms: f64,
-    /// Achieved request rate: relative drop (percent) that counts.
+    /// ... when p99 also grew by more than this many milliseconds ...
+    #[arg(long, default_value_t = Thresholds::default().latency_p99_ms)]
+    pub latency_p99_ms: f64,
+    /// ... and p99.9 by more than this many.
+    #[arg(long, default_value_t = Thresholds::default().latency_p999_ms)]
+    pub latency_p999_ms: f64,
+    /// Open model: relative drop (percent) of the achieved rate that counts when neither run held
+    /// its planned rate (otherwise holding it or not decides).
     #[arg(long, default_value_t = Thresholds::default().rate_pct)]
     pub rate_pct: f64,
+    /// Closed model (`--rate max`): compare the achieved throughput, counting a relative drop of
+    /// more than this (percent). Not compared without it: it varies with the machine's load.
+    #[arg(long, value_name = "PCT")]
+    pub closed_rate_pct: Option<f64>,
     /// Rollout duration and HPA time-to-scale: relative increase (percent) that counts ...
     #[arg(long, default_value_t = Thresholds::default().duration_pct)]
     pub duration_pct: f64,
@@ -110,11 +120,27 @@ fn compare(a: CompareArgs) -> anyhow::Result<i32> {
     let t = Thresholds {
         failed_requests: a.failed_requests,
         latency_pct: a.latency_pct,
-        latency_ms: a.latency_ms,
+        latency_p99_ms: a.latency_p99_ms,
+        latency_p999_ms: a.latency_p999_ms,
         rate_pct: a.rate_pct,
+        closed_rate_pct: a.closed_rate_pct,
         duration_pct: a.duration_pct,
         duration_s: a.duration_s,
     };
+    let given = [
+        ("--latency-pct", t.latency_pct),
+        ("--latency-p99-ms", t.latency_p99_ms),
+        ("--latency-p999-ms", t.latency_p999_ms),
+        ("--rate-pct", t.rate_pct),
+        ("--closed-rate-pct", t.closed_rate_pct.unwrap_or(0.0)),
+        ("--duration-pct", t.duration_pct),
+        ("--duration-s", t.duration_s),
+    ];
+    // A negative threshold would call identical runs regressed and improved at once.
+    if let Some((flag, v)) = given.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+        eprintln!("{flag} {v}: a threshold is a number of 0 or more");
+        return Ok(2);
+    }
     let names = (a.baseline.display().to_string(), a.current.display().to_string());
     let cmp = match report::compare(&base, &cur, (&names.0, &names.1), &t, a.only_common) {
         Ok(c) => c,

@@ -9,20 +9,33 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Bumped whenever a field of the `--json` output changes meaning or disappears.
-pub const COMPARISON_SCHEMA_VERSION: u32 = 1;
+/// 2: one latency floor per percentile (`latency_p99_ms`, `latency_p999_ms` instead of
+/// `latency_ms`), `closed_rate_pct`, and a row's `reason`.
+pub const COMPARISON_SCHEMA_VERSION: u32 = 2;
 
 /// When a change counts. A latency or duration change must exceed both its relative and its
 /// absolute threshold: 0.3 -> 0.6 ms is +100% but nobody's rollout got worse. The defaults aim
-/// at what a rollout regression looks like (failed requests, stalls of tens of ms and more),
-/// not at run-to-run noise on a shared CI machine.
+/// at what a rollout regression looks like, not at run-to-run noise on a shared CI machine:
+/// failed requests; tail latency that grows by a SYN retransmit, a proxy waiting on a Pod that
+/// is gone, a cold replacement (hundreds of ms and more). Two identical 3 s runs through nginx on
+/// a 2-core machine under a load average of 6 differ by up to ~80 ms at p99 and ~100 ms at p99.9
+/// (p99.9 of a few thousand requests is a handful of descheduled ones), hence the floors.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// More failed requests than this over the baseline is a regression (fewer: an improvement).
     pub failed_requests: u64,
+    /// p99 and p99.9 latency, relative change ...
     pub latency_pct: f64,
-    pub latency_ms: f64,
-    /// Achieved request rate, relative change.
+    /// ... and the absolute change of p99 that must also be exceeded ...
+    pub latency_p99_ms: f64,
+    /// ... and of p99.9.
+    pub latency_p999_ms: f64,
+    /// Open model, when both runs missed their planned rate: relative change of the achieved rate.
+    /// (When either held it, `rate_held` decides: the schedule is what an open-model phase promises.)
     pub rate_pct: f64,
+    /// Closed model (`--rate max`): relative change of the achieved throughput, or None to leave
+    /// it uncompared. It measures the machine as much as the stack, so it is opt-in.
+    pub closed_rate_pct: Option<f64>,
     /// rollout_s and time_to_scale_s.
     pub duration_pct: f64,
     pub duration_s: f64,
@@ -30,7 +43,16 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { failed_requests: 0, latency_pct: 50.0, latency_ms: 25.0, rate_pct: 5.0, duration_pct: 25.0, duration_s: 2.0 }
+        Thresholds {
+            failed_requests: 0,
+            latency_pct: 50.0,
+            latency_p99_ms: 100.0,
+            latency_p999_ms: 250.0,
+            rate_pct: 5.0,
+            closed_rate_pct: None,
+            duration_pct: 25.0,
+            duration_s: 2.0,
+        }
     }
 }
 
@@ -73,6 +95,10 @@ pub struct Row {
     pub baseline: Option<Value>,
     pub current: Option<Value>,
     pub status: Status,
+    /// Why a row is not compared, or what decided it when the numbers alone do not say (the
+    /// planned rate held in one run and not the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +160,10 @@ pub fn compare(
         notes.push(format!("not compared, {what}"));
     }
 
+    if let Some(n) = cluster_note(baseline, current) {
+        notes.push(n);
+    }
+
     let mut rows = Vec::new();
     for cur in &current.results {
         let Some(base) = baseline.results.iter().find(|b| key(b) == key(cur)) else { continue };
@@ -153,6 +183,17 @@ pub fn compare(
     })
 }
 
+/// Runs on different clusters are still compared (a nightly job's cluster gets upgraded), but
+/// the reader should know that a change may be the cluster's.
+fn cluster_note(baseline: &RunReport, current: &RunReport) -> Option<String> {
+    let show = |c: &Option<super::schema::ClusterSummary>| match c {
+        Some(c) => format!("{} Kubernetes {} with {} nodes", c.provider, c.version, c.nodes),
+        None => "no cluster".into(),
+    };
+    let (b, c) = (show(&baseline.cluster), show(&current.cluster));
+    (b != c).then(|| format!("the runs were on different clusters (baseline: {b}; current: {c}): a change may be the cluster's"))
+}
+
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "pass",
@@ -162,14 +203,15 @@ fn outcome_word(o: Outcome) -> &'static str {
 }
 
 fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Incomparable> {
-    let row = |phase: Option<&str>, measure: &str, b: Option<Value>, c: Option<Value>, status: Status| Row {
+    let row = |phase: Option<&str>, m: Measure| Row {
         stack: cur.stack.clone(),
         check: cur.check.clone(),
         phase: phase.map(str::to_string),
-        measure: measure.to_string(),
-        baseline: b,
-        current: c,
-        status,
+        measure: m.measure.to_string(),
+        baseline: m.baseline,
+        current: m.current,
+        status: m.status,
+        reason: m.reason,
     };
     let (bo, co) = (base.outcome().0, cur.outcome().0);
     let status = match (bo, co) {
@@ -181,13 +223,14 @@ fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &m
         (Outcome::Skipped, Outcome::Pass) => Status::Improved,
         _ => Status::NotCompared,
     };
-    rows.push(row(None, "outcome", Some(Value::Text(outcome_word(bo).into())), Some(Value::Text(outcome_word(co).into())), status));
+    let reason = (status == Status::NotCompared).then(|| "a skipped check and a failed one say nothing about each other".to_string());
+    rows.push(row(None, Measure { reason, ..Measure::new("outcome", Some(Value::Text(outcome_word(bo).into())), Some(Value::Text(outcome_word(co).into())), status) }));
 
     for m in ["rollout_s", "time_to_scale_s"] {
         match (base.good.metrics.get(m), cur.good.metrics.get(m)) {
-            (Some(&b), Some(&c)) => rows.push(row(None, m, Some(Value::Number(b)), Some(Value::Number(c)), higher_is_worse(b, c, t.duration_pct, t.duration_s))),
+            (Some(&b), Some(&c)) => rows.push(row(None, Measure::new(m, num(b), num(c), higher_is_worse(b, c, t.duration_pct, t.duration_s)))),
             (None, None) => {}
-            (b, c) => rows.push(row(None, m, b.map(|v| Value::Number(*v)), c.map(|v| Value::Number(*v)), Status::NotCompared)),
+            (b, c) => rows.push(row(None, Measure::new(m, b.and_then(|v| num(*v)), c.and_then(|v| num(*v)), Status::NotCompared).because(one_side(b.is_some())))),
         }
     }
 
@@ -196,8 +239,8 @@ fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &m
             notes.push(format!("{}/{}: phase \"{}\" is only in the current run", cur.stack, cur.check, cp.name));
             continue;
         };
-        compare_phase(bp, cp, t, &mut |measure, b, c, s| rows.push(row(Some(&cp.name), measure, b, c, s)))
-            .map_err(|e| Incomparable(format!("{}/{} phase \"{}\": {}", cur.stack, cur.check, cp.name, e)))?;
+        let measures = compare_phase(bp, cp, t).map_err(|e| Incomparable(format!("{}/{} phase \"{}\": {}", cur.stack, cur.check, cp.name, e)))?;
+        rows.extend(measures.into_iter().map(|m| row(Some(&cp.name), m)));
     }
     for bp in base.good.phases.iter().filter(|b| !cur.good.phases.iter().any(|c| c.name == b.name)) {
         notes.push(format!("{}/{}: phase \"{}\" is only in the baseline", cur.stack, cur.check, bp.name));
@@ -205,23 +248,48 @@ fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &m
     Ok(())
 }
 
-/// Receives one compared measure: name, baseline, current, verdict.
-type Push<'a> = &'a mut dyn FnMut(&str, Option<Value>, Option<Value>, Status);
+fn num(x: f64) -> Option<Value> {
+    Some(Value::Number(x))
+}
 
-fn compare_phase(b: &Phase, c: &Phase, t: &Thresholds, push: Push) -> Result<(), String> {
+fn one_side(in_baseline: bool) -> String {
+    if in_baseline { "only the baseline has it" } else { "only the current run has it" }.into()
+}
+
+/// One compared measure, before it is placed under its stack, check and phase.
+struct Measure {
+    measure: &'static str,
+    baseline: Option<Value>,
+    current: Option<Value>,
+    status: Status,
+    reason: Option<String>,
+}
+
+impl Measure {
+    fn new(measure: &'static str, baseline: Option<Value>, current: Option<Value>, status: Status) -> Measure {
+        Measure { measure, baseline, current, status, reason: None }
+    }
+
+    fn because(self, reason: impl Into<String>) -> Measure {
+        Measure { reason: Some(reason.into()), ..self }
+    }
+}
+
+fn compare_phase(b: &Phase, c: &Phase, t: &Thresholds) -> Result<Vec<Measure>, String> {
     let (bs, cs) = match (&b.traffic, &c.traffic) {
         (Some(b), Some(c)) => (b, c),
-        (None, None) => return Ok(()),
+        (None, None) => return Ok(vec![]),
         (b, c) => {
-            let n = |s: Option<&crate::traffic::Summary>| s.map(|s| Value::Number(s.failed as f64));
-            push("failed_requests", n(b.as_ref()), n(c.as_ref()), Status::NotCompared);
-            return Ok(());
+            let n = |s: Option<&crate::traffic::Summary>| s.and_then(|s| num(s.failed as f64));
+            return Ok(vec![Measure::new("failed_requests", n(b.as_ref()), n(c.as_ref()), Status::NotCompared).because(format!("traffic: {}", one_side(b.is_some())))]);
         }
     };
     if bs.schema_version != cs.schema_version {
-        return Err(format!("traffic summary schema version {} in the baseline, {} in the current run", bs.schema_version, cs.schema_version));
+        return Err(format!(
+            "traffic summary schema version {} in the baseline, {} in the current run; re-run the baseline with this seaworthy",
+            bs.schema_version, cs.schema_version
+        ));
     }
-    let num = |x: f64| Some(Value::Number(x));
     let (fb, fc) = (bs.failed, cs.failed);
     let failed = if fc > fb + t.failed_requests {
         Status::Regressed
@@ -230,20 +298,56 @@ fn compare_phase(b: &Phase, c: &Phase, t: &Thresholds, push: Push) -> Result<(),
     } else {
         Status::Same
     };
-    push("failed_requests", num(fb as f64), num(fc as f64), failed);
-    push("latency_p99_ms", num(bs.latency_ms.p99), num(cs.latency_ms.p99), higher_is_worse(bs.latency_ms.p99, cs.latency_ms.p99, t.latency_pct, t.latency_ms));
-    push("latency_p999_ms", num(bs.latency_ms.p999), num(cs.latency_ms.p999), higher_is_worse(bs.latency_ms.p999, cs.latency_ms.p999, t.latency_pct, t.latency_ms));
+    let mut out = vec![Measure::new("failed_requests", num(fb as f64), num(fc as f64), failed)];
+    let (lb, lc) = (&bs.latency_ms, &cs.latency_ms);
+    let p99 = Measure::new("latency_p99_ms", num(lb.p99), num(lc.p99), higher_is_worse(lb.p99, lc.p99, t.latency_pct, t.latency_p99_ms));
+    let p999 = Measure::new("latency_p999_ms", num(lb.p999), num(lc.p999), higher_is_worse(lb.p999, lc.p999, t.latency_pct, t.latency_p999_ms));
+    if bs.mode != cs.mode {
+        // Open-model latency counts the wait behind the schedule, closed-model latency cannot:
+        // the same stack gives different numbers, so neither latency nor rate says anything.
+        let why = format!("load model {} in the baseline, {} in the current run", bs.mode, cs.mode);
+        for mut m in [p99, p999, Measure::new("achieved_rps", num(bs.achieved_rps), num(cs.achieved_rps), Status::NotCompared)] {
+            m.status = Status::NotCompared;
+            out.push(m.because(why.clone()));
+        }
+        return Ok(out);
+    }
+    out.extend([p99, p999, compare_rate(bs, cs, t)]);
+    Ok(out)
+}
+
+/// An open-model phase promises a schedule: whether it was held decides, and the achieved rate
+/// only counts when both runs missed it. A closed-model phase's rate is the throughput the
+/// machine allowed, compared only when asked for (`closed_rate_pct`).
+fn compare_rate(bs: &crate::traffic::Summary, cs: &crate::traffic::Summary, t: &Thresholds) -> Measure {
     let (rb, rc) = (bs.achieved_rps, cs.achieved_rps);
-    let band = rb * t.rate_pct / 100.0;
-    let rate = if rc < rb - band {
-        Status::Regressed
-    } else if rc > rb + band {
-        Status::Improved
-    } else {
-        Status::Same
+    let m = |status| Measure::new("achieved_rps", num(rb), num(rc), status);
+    let relative = |pct: f64| {
+        let band = rb * pct / 100.0;
+        if rc < rb - band {
+            Status::Regressed
+        } else if rc > rb + band {
+            Status::Improved
+        } else {
+            Status::Same
+        }
     };
-    push("achieved_rps", num(rb), num(rc), rate);
-    Ok(())
+    if bs.mode == "closed" {
+        return match t.closed_rate_pct {
+            Some(pct) => m(relative(pct)),
+            None => m(Status::NotCompared).because("closed model (--rate max): the rate is the machine's throughput, not a schedule; pass --closed-rate-pct to compare it"),
+        };
+    }
+    let (pb, pc) = (bs.planned_rps, cs.planned_rps);
+    if (pb - pc).abs() > pb.max(pc) * 0.01 {
+        return m(Status::NotCompared).because(format!("planned {pb:.1}/s in the baseline, {pc:.1}/s in the current run"));
+    }
+    match (bs.rate_held, cs.rate_held) {
+        (Some(true), Some(false)) => m(Status::Regressed).because(format!("the planned {pc:.1}/s was held in the baseline, not in the current run")),
+        (Some(false), Some(true)) => m(Status::Improved).because(format!("the planned {pc:.1}/s is held now, it was not in the baseline")),
+        (Some(false), Some(false)) => m(relative(t.rate_pct)).because(format!("neither run held the planned {pc:.1}/s")),
+        _ => m(Status::Same),
+    }
 }
 
 fn higher_is_worse(b: f64, c: f64, pct: f64, abs: f64) -> Status {
@@ -302,7 +406,10 @@ impl Comparison {
                 show(&r.measure, &r.baseline),
                 show(&r.measure, &r.current),
                 change(r),
-                r.status.word().into(),
+                match &r.reason {
+                    Some(why) => format!("{} ({why})", r.status.word()),
+                    None => r.status.word().into(),
+                },
             ]);
         }
         let mut widths = [0usize; 8];
@@ -378,5 +485,117 @@ mod tests {
         let b = report(vec![check("a", Verdict::pass("ok"))]);
         let c = report(vec![check("a", Verdict::skipped("no metrics API"))]);
         assert_eq!(compare(&b, &c, ("b", "c"), &t, false).unwrap().regressed, 1);
+    }
+
+    /// A load summary as the generator writes it, with the fields the comparison reads set.
+    fn traffic(mode: &str, planned_rps: f64, achieved_rps: f64, failed: u64, p99: f64, p999: f64) -> crate::traffic::Summary {
+        let pct = |p99: f64, p999: f64| serde_json::json!({"count": 600, "p50": 1.0, "p90": 2.0, "p99": p99, "p999": p999, "max": p999, "mean": 1.5});
+        let open = mode == "open";
+        serde_json::from_value(serde_json::json!({
+            "schema_version": crate::traffic::SCHEMA_VERSION, "url": "http://127.0.0.1:1/", "mode": mode,
+            "schedule": if open { serde_json::json!([[0.0, planned_rps], [3.0, planned_rps]]) } else { serde_json::Value::Null },
+            "duration_s": 3.0, "elapsed_s": 3.0, "planned": 600, "sent": 600, "completed": 600, "ok": 600 - failed, "failed": failed,
+            "retried": 0, "connections_opened": 4, "planned_rps": planned_rps, "achieved_rps": achieved_rps,
+            "rate_held": if open { serde_json::json!((achieved_rps - planned_rps).abs() <= planned_rps * 0.01) } else { serde_json::Value::Null },
+            "status_codes": {}, "failures": {}, "latency_ms": pct(p99, p999), "service_time_ms": pct(p99, p999), "send_lateness_ms": pct(0.1, 0.2),
+            "bucket_s": 1.0, "timeline": [], "backends": [], "versions": [], "record_bytes": 16
+        }))
+        .unwrap()
+    }
+
+    fn with_traffic(s: crate::traffic::Summary) -> RunReport {
+        let phase = Phase { name: "load".into(), started_ms: 0, ended_ms: 3000, traffic: Some(s), events: vec![], failure_clusters: vec![] };
+        report(vec![check("zero-5xx", Verdict::pass("ok").with_phase(phase))])
+    }
+
+    fn row(b: crate::traffic::Summary, c: crate::traffic::Summary, t: &Thresholds, measure: &str) -> Row {
+        let cmp = compare(&with_traffic(b), &with_traffic(c), ("b", "c"), t, false).unwrap();
+        cmp.rows.into_iter().find(|r| r.measure == measure).unwrap_or_else(|| panic!("no {measure} row"))
+    }
+
+    #[test]
+    fn latency_must_grow_past_both_its_relative_and_its_absolute_threshold() {
+        let t = Thresholds::default();
+        let p99 = |b: f64, c: f64| row(traffic("open", 200.0, 200.0, 0, b, 1.0), traffic("open", 200.0, 200.0, 0, c, 1.0), &t, "latency_p99_ms").status;
+        assert_eq!(p99(5.0, 80.0), Status::Same, "+1500% but +75 ms: scheduling noise, not a rollout");
+        assert_eq!(p99(5.0, 120.0), Status::Regressed);
+        assert_eq!(p99(300.0, 420.0), Status::Same, "+120 ms but +40%");
+        assert_eq!(p99(300.0, 460.0), Status::Regressed);
+        assert_eq!(p99(460.0, 300.0), Status::Same, "-35%: improvements mirror the thresholds");
+        assert_eq!(p99(460.0, 200.0), Status::Improved);
+        let p999 = |b: f64, c: f64| row(traffic("open", 200.0, 200.0, 0, 1.0, b), traffic("open", 200.0, 200.0, 0, 1.0, c), &t, "latency_p999_ms").status;
+        assert_eq!(p999(10.0, 200.0), Status::Same, "p99.9 has the wider floor");
+        assert_eq!(p999(10.0, 1010.0), Status::Regressed, "a SYN retransmit");
+    }
+
+    #[test]
+    fn an_open_model_rate_is_judged_by_its_schedule() {
+        let t = Thresholds::default();
+        let open = |planned: f64, achieved: f64| traffic("open", planned, achieved, 0, 1.0, 2.0);
+        let rate = |pb: f64, ab: f64, pc: f64, ac: f64| row(open(pb, ab), open(pc, ac), &t, "achieved_rps");
+        assert_eq!(rate(200.0, 200.0, 200.0, 199.5).status, Status::Same, "both held");
+        let lost = rate(200.0, 200.0, 200.0, 190.0);
+        assert_eq!(lost.status, Status::Regressed, "{lost:?}");
+        assert!(lost.reason.as_deref().unwrap().contains("held in the baseline, not in the current run"), "{lost:?}");
+        assert_eq!(rate(200.0, 190.0, 200.0, 200.0).status, Status::Improved);
+        assert_eq!(rate(200.0, 150.0, 200.0, 148.0).status, Status::Same, "both missed it by as much");
+        assert_eq!(rate(200.0, 150.0, 200.0, 120.0).status, Status::Regressed, "both missed it, the current by 20% more");
+        let other = rate(200.0, 200.0, 400.0, 400.0);
+        assert_eq!(other.status, Status::NotCompared);
+        assert!(other.reason.as_deref().unwrap().contains("planned 200.0/s in the baseline, 400.0/s"), "{other:?}");
+    }
+
+    #[test]
+    fn a_closed_model_throughput_is_compared_only_when_asked_for() {
+        let (b, c) = (traffic("closed", 900.0, 900.0, 0, 1.0, 2.0), traffic("closed", 600.0, 600.0, 0, 1.0, 2.0));
+        let r = row(b.clone(), c.clone(), &Thresholds::default(), "achieved_rps");
+        assert_eq!(r.status, Status::NotCompared, "-33% throughput on a shared machine is no regression by default");
+        assert!(r.reason.as_deref().unwrap().contains("--closed-rate-pct"), "{r:?}");
+        let cmp = compare(&with_traffic(b.clone()), &with_traffic(c.clone()), ("b", "c"), &Thresholds::default(), false).unwrap();
+        assert_eq!((cmp.regressed, cmp.same), (0, 4), "not compared is never counted as same");
+        let t = |pct| Thresholds { closed_rate_pct: Some(pct), ..Thresholds::default() };
+        assert_eq!(row(b.clone(), c.clone(), &t(25.0), "achieved_rps").status, Status::Regressed);
+        assert_eq!(row(b, c, &t(50.0), "achieved_rps").status, Status::Same);
+    }
+
+    #[test]
+    fn a_changed_load_model_leaves_latency_and_rate_uncompared() {
+        let b = traffic("open", 200.0, 200.0, 0, 5.0, 9.0);
+        let c = traffic("closed", 3000.0, 3000.0, 3, 400.0, 900.0);
+        let cmp = compare(&with_traffic(b), &with_traffic(c), ("b", "c"), &Thresholds::default(), false).unwrap();
+        for m in ["latency_p99_ms", "latency_p999_ms", "achieved_rps"] {
+            let r = cmp.rows.iter().find(|r| r.measure == m).unwrap();
+            assert_eq!(r.status, Status::NotCompared, "{r:?}");
+            assert!(r.reason.as_deref().unwrap().contains("load model open in the baseline, closed in the current run"), "{r:?}");
+        }
+        assert_eq!(cmp.rows.iter().find(|r| r.measure == "failed_requests").unwrap().status, Status::Regressed, "failures are failures in either model");
+        assert!(cmp.table().contains("not compared (load model open"), "{}", cmp.table());
+    }
+
+    #[test]
+    fn incomparable_traffic_and_clusters_are_named() {
+        let t = Thresholds::default();
+        let b = with_traffic(traffic("open", 200.0, 200.0, 0, 1.0, 2.0));
+        let mut c = b.clone();
+        c.results[0].good.phases[0].traffic.as_mut().unwrap().schema_version = 7;
+        let err = compare(&b, &c, ("b", "c"), &t, false).unwrap_err().to_string();
+        assert!(err.contains("s/zero-5xx phase \"load\"") && err.contains("traffic summary schema version 1 in the baseline, 7 in the current run"), "{err}");
+        c.results[0].good.phases[0].traffic = None;
+        let r = compare(&b, &c, ("b", "c"), &t, false).unwrap().rows.into_iter().find(|r| r.measure == "failed_requests").unwrap();
+        assert_eq!((r.status, r.reason.as_deref()), (Status::NotCompared, Some("traffic: only the baseline has it")));
+        let mut k = b.clone();
+        k.cluster = Some(crate::report::ClusterSummary {
+            provider: "kind".into(),
+            context: "kind-x".into(),
+            version: "v1.24.17".into(),
+            nodes: 3,
+            schedulable_nodes: 2,
+            metrics_api: true,
+            ingress_classes: vec![],
+            default_storage_class: None,
+        });
+        let notes = compare(&b, &k, ("b", "c"), &t, false).unwrap().notes;
+        assert_eq!(notes, vec!["the runs were on different clusters (baseline: no cluster; current: kind Kubernetes v1.24.17 with 3 nodes): a change may be the cluster's".to_string()]);
+        assert!(compare(&k, &k, ("b", "c"), &t, false).unwrap().notes.is_empty());
     }
 }
