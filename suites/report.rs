@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use seaworthy::checks::timeline::{describe, failure_clusters};
+use seaworthy::checks::timeline::{describe, failure_clusters, next_to};
 use seaworthy::checks::{CheckResult, Outcome, Phase, Verdict};
 use seaworthy::local::{self, Nginx};
 use seaworthy::observe::{event_line, now_ms, Entry, EventLog, Source};
@@ -31,7 +31,7 @@ const PHASE: &str = "200 req/s through nginx to backend-a and backend-b";
 /// removed); without, nothing happens to it. Every step is logged when it is taken, on the wall
 /// clock. (A clean run does not reload nginx: a graceful reload under load can reset one
 /// keep-alive request, which is the load generator's concern, not the report's.)
-async fn real_run(dir: &Path, kill: bool) -> Verdict {
+async fn real_run(dir: &Path, kill: bool) -> Run {
     let a = backend(dir, "backend-a");
     let mut b = backend(dir, "backend-b");
     let port = local::free_port();
@@ -41,15 +41,18 @@ async fn real_run(dir: &Path, kill: bool) -> Verdict {
     let cfg = LoadConfig::constant(&format!("http://127.0.0.1:{port}/"), RATE, Duration::from_secs(LOAD_S)).unwrap();
     let load = Load::start(cfg).await.unwrap();
     let start_ms = now_ms() - load.elapsed().as_millis() as u64;
+    let mut window = None;
     if kill {
         let at = |s: f64| tokio::time::sleep(Duration::from_secs_f64(s).saturating_sub(load.elapsed()));
         at(1.0).await;
         log.push(Source::Action, "Process/backend-b", "SIGKILL backend-b (injected failure)");
+        let killed_s = load.elapsed().as_secs_f64();
         b.proc.signal_group(Signal::SIGKILL).unwrap();
         assert!(b.proc.wait_timeout(Duration::from_secs(5)).is_some(), "SIGKILL must end backend-b");
         at(2.0).await;
         log.push(Source::Action, "Upstream/app", "backend-b removed from the nginx upstream (reload)");
         tokio::task::block_in_place(|| nginx.reload(&proxy_conf(port, &[a.port]))).unwrap();
+        window = Some((killed_s, load.elapsed().as_secs_f64()));
     }
     let rep = load.finish().await;
 
@@ -64,13 +67,21 @@ async fn real_run(dir: &Path, kill: bool) -> Verdict {
         events,
         failure_clusters: clusters.clone(),
     };
-    if summary.failed == 0 {
+    let verdict = if summary.failed == 0 {
         Verdict::pass(format!("no failed request of {}", summary.sent)).with_phase(phase)
     } else {
         let mut v = Verdict::fail(describe(&clusters)).with_phase(phase);
         v.evidence = Some(dir.join("error.log"));
         v
-    }
+    };
+    Run { verdict, window }
+}
+
+struct Run {
+    verdict: Verdict,
+    /// With the kill: when backend-b got SIGKILL and when nginx got the SIGHUP that drops it,
+    /// in seconds on the load's own axis (the failure clusters' `from_s`/`to_s`).
+    window: Option<(f64, f64)>,
 }
 
 /// The real Events of a captured rollout (tests-data/events-rollout.json, Kubernetes 1.24), as the
@@ -131,6 +142,7 @@ struct Runs {
     clean_a: Verdict,
     clean_b: Verdict,
     killed: Verdict,
+    kill_window: (f64, f64),
 }
 
 /// The three real runs, made once per test binary (one after the other: the 2-core machine
@@ -140,10 +152,10 @@ fn runs() -> &'static Runs {
     RUNS.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let clean_a = rt.block_on(real_run(dirs[0].path(), false));
-        let clean_b = rt.block_on(real_run(dirs[1].path(), false));
+        let clean_a = rt.block_on(real_run(dirs[0].path(), false)).verdict;
+        let clean_b = rt.block_on(real_run(dirs[1].path(), false)).verdict;
         let killed = rt.block_on(real_run(dirs[2].path(), true));
-        Runs { clean_a, clean_b, killed }
+        Runs { clean_a, clean_b, kill_window: killed.window.unwrap(), killed: killed.verdict }
     })
 }
 
@@ -199,6 +211,18 @@ fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
 }
 
+/// Whether `tool` is here; if not, the test skips with the reason, or fails under
+/// `SEAWORTHY_REQUIRE_REPORT_TOOLS=1` (set by CI, where a missing package must not pass as a skip).
+fn tool(tool: &str, package: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    let why = format!("{tool} not installed (Debian package {package}, in .ci/packages.txt)");
+    assert!(std::env::var_os("SEAWORTHY_REQUIRE_REPORT_TOOLS").is_none_or(|v| v != "1"), "SEAWORTHY_REQUIRE_REPORT_TOOLS=1 but {why}");
+    println!("skipped: {why}");
+    false
+}
+
 #[test]
 fn the_real_runs_are_what_the_reports_claim() {
     let r = runs();
@@ -213,12 +237,24 @@ fn the_real_runs_are_what_the_reports_claim() {
     let s = p.traffic.as_ref().unwrap();
     assert_eq!(v.outcome, Outcome::Fail);
     assert!(s.failed >= 50, "about half the requests between kill and reload reach the dead backend:\n{}", s.render());
-    assert_eq!(p.failure_clusters.len(), 1, "{:?}", p.failure_clusters);
-    let c = &p.failure_clusters[0];
-    assert_eq!(c.count, s.failed);
-    assert_eq!(c.backend.as_deref(), Some("backend-b"), "the backend that went silent");
-    assert!(c.from_s >= 0.95 && c.to_s <= 2.3, "failures between the kill (1 s) and the reload (2 s): {c:?}");
-    assert!(v.reason.contains("backend backend-b"), "{}", v.reason);
+    // One cluster as a rule; two when the reload, late on a loaded machine, resets a keep-alive
+    // request more than a second after the last one that reached the dead backend. Either way
+    // every failure is inside the kill window and the bulk is backend-b's, next to the kill.
+    let clusters = &p.failure_clusters;
+    assert!((1..=2).contains(&clusters.len()), "{clusters:?}");
+    assert_eq!(clusters.iter().map(|c| c.count).sum::<u64>(), s.failed, "every failure is in a cluster");
+    let (killed_s, reloaded_s) = r.kill_window;
+    for c in clusters {
+        // Slack before the kill: a request sent to backend-b just before it and unanswered; after
+        // the SIGHUP: nginx starts its new workers, and the old ones finish what they hold.
+        assert!(c.from_s >= killed_s - 0.25 && c.to_s <= reloaded_s + 1.0, "failures between the kill ({killed_s:.2} s) and the reload ({reloaded_s:.2} s): {c:?}");
+    }
+    let c = clusters.iter().max_by_key(|c| c.count).unwrap();
+    assert_eq!(c.backend.as_deref(), Some("backend-b"), "the backend that went silent: {c:?}");
+    assert!(c.from_s < reloaded_s, "the bulk began before the reload: {c:?}");
+    let (next, _) = next_to(c).unwrap_or_else(|| panic!("no event next to {c:?}"));
+    assert_eq!(next.object, "Process/backend-b", "the failures are placed next to the kill: {c:?}");
+    assert!(v.reason.contains("backend backend-b") && v.reason.contains("next to: Process/backend-b SIGKILL"), "{}", v.reason);
 }
 
 #[test]
@@ -255,8 +291,7 @@ fn xmllint_schema(xml: &Path) -> Output {
 
 #[test]
 fn junit_validates_against_the_jenkins_schema() {
-    if !have("xmllint") {
-        println!("skipped: xmllint not installed (Debian package libxml2-utils, in .ci/packages.txt)");
+    if !tool("xmllint", "libxml2-utils") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -340,13 +375,12 @@ fn html_renders_in_chromium_and_shows_the_failure_on_the_timeline() {
     for href in html.split("href=\"").skip(1) {
         assert!(href.starts_with('#'), "only in-page links: {}", &href[..href.len().min(60)]);
     }
-    if have("xmllint") {
+    if tool("xmllint", "libxml2-utils") {
         let wf = Command::new("xmllint").arg("--noout").arg(&page).output().unwrap();
         assert!(wf.status.success(), "the page must be well-formed: {}", String::from_utf8_lossy(&wf.stderr));
     }
 
-    if !have("chromium") {
-        println!("skipped the browser half: chromium not installed (Debian package chromium, in .ci/packages.txt)");
+    if !tool("chromium", "chromium") {
         return;
     }
     let dom = chromium(dir.path(), &page, &["--dump-dom".into()]);
@@ -358,9 +392,11 @@ fn html_renders_in_chromium_and_shows_the_failure_on_the_timeline() {
     assert_eq!(dom_text.matches("<svg class=\"timeline\"").count(), 4, "a timeline per phase of every variant");
     // The failure, on the negative control's timeline: a shaded cluster naming backend-b and the
     // kill next to it, red failure bars, and the kill marked as the event nearest the failures.
-    let cluster = dom_text.split("<g class=\"failure-cluster\" data-backend=\"backend-b\">").nth(1).expect("a failure cluster for backend-b");
-    let cluster = &cluster[..cluster.find("</g>").unwrap()];
-    assert!(cluster.contains("failed (502 x") && cluster.contains("backend-b · next to Process/backend-b SIGKILL"), "{cluster}");
+    let clusters: Vec<&str> = dom_text.split("<g class=\"failure-cluster\" data-backend=\"backend-b\">").skip(1).map(|c| &c[..c.find("</g>").unwrap()]).collect();
+    assert!(
+        clusters.iter().any(|c| c.contains("failed (502 x") && c.contains("backend-b · next to Process/backend-b SIGKILL")),
+        "a failure cluster for backend-b next to the kill: {clusters:?}"
+    );
     assert!(dom_text.contains("<rect class=\"failures\""));
     assert!(dom_text.contains("<g class=\"event action near-failure\"><title>"), "the kill is ringed as the failure's neighbour");
     // The recorded timelines draw each kind of event.
@@ -426,11 +462,10 @@ fn compare_flags_the_injected_failures_and_calls_two_clean_runs_the_same() {
     let back: report::Comparison = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(back.rows.iter().find(|r| r.measure == "failed_requests").unwrap().status, report::Status::Improved);
 
-    // Two clean runs of the same setup: same on every measure. The latency floor is wider than
-    // the default because this machine is shared with parallel builds (load averages of 4x the
-    // cores): tens of ms of p99 noise between identical runs is the machine, not the setup. The
-    // threshold rules themselves are unit-tested (src/report/compare.rs).
-    let out = seaworthy(&["report".as_ref(), "compare".as_ref(), clean_a.as_os_str(), clean_b.as_os_str(), "--latency-ms".as_ref(), "250".as_ref()]);
+    // Two clean runs of the same setup, with the default thresholds: same on every measure, on
+    // this 2-core machine shared with parallel builds (the defaults' floors are above that noise;
+    // the threshold rules themselves are unit-tested in src/report/compare.rs).
+    let out = seaworthy(&["report".as_ref(), "compare".as_ref(), clean_a.as_os_str(), clean_b.as_os_str()]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{table}{}", String::from_utf8_lossy(&out.stderr));
     let measures = ["outcome", "failed_requests", "latency_p99_ms", "latency_p999_ms", "achieved_rps"];
@@ -462,6 +497,11 @@ fn compare_refuses_what_it_cannot_compare() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("different checks") && err.contains("only in the baseline: local-nginx/zero-5xx") && err.contains("only in the current run: myblog/config"), "{err}");
+
+    let out = seaworthy(&["report".as_ref(), "compare".as_ref(), base.as_os_str(), base.as_os_str(), "--latency-p99-ms=-5".as_ref()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--latency-p99-ms -5: a threshold is a number of 0 or more"), "{err}");
 
     let out = seaworthy(&["report".as_ref(), "render".as_ref(), base.as_os_str()]);
     assert_eq!(out.status.code(), Some(2), "render with no output asks for one");
