@@ -44,5 +44,6 @@ if [ $# -ge 1 ] && [ -f "$1" ]; then
   $SW report compare "$1" "$OUT/result.json" | tee "$OUT/compare.txt" || status=1
 fi
 
-$SW down --runs --cluster existing --context kind-seaworthy || true
+# Every run of this job has ended here: whatever is left, however young, is a leftover.
+$SW down --runs --older-than 0s --cluster existing --context kind-seaworthy || true
 exit $status
