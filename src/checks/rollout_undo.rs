@@ -31,7 +31,6 @@ const DEFAULT_HISTORY_LIMIT: i32 = 10;
 /// measures the rollouts, not the app's capacity, and a request every 200 ms still places a
 /// failure burst next to the Pod whose termination caused it.
 const DEFAULT_RPS: f64 = 5.0;
-const PHASE: &str = "v1 -> v2 -> rollout undo";
 
 /// One of the two rolling updates (set image, then the undo), wall-clock ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +50,11 @@ pub struct Marks {
     pub undo: Option<Step>,
     /// The load was stopped.
     pub stopped_ms: u64,
+}
+
+/// The load's phase on the report's timeline: `v1 -> v2 -> rollout undo`.
+fn phase_name(from: &str, to: &str) -> String {
+    format!("{from} -> {to} -> rollout undo")
 }
 
 /// What the load and the cluster recorded across v1 -> v2 -> undo.
@@ -234,7 +238,7 @@ pub fn judge(obs: &Observed) -> Verdict {
     if sent == 0 {
         problems.push("no request was sent".into());
     }
-    let failures = (failed > 0).then(|| format!("{failed} of {sent} requests failed across {PHASE} of {}: {}", run.workload, failure_story(run)));
+    let failures = (failed > 0).then(|| format!("{failed} of {sent} requests failed across {} of {}: {}", phase_name(&run.from, &run.to), run.workload, failure_story(run)));
     if obs.zero_failures && let Some(f) = &failures {
         problems.push(format!("{f} (the stack promises zero-5xx rollouts: it declares rollout-zero-5xx)"));
     }
@@ -310,7 +314,8 @@ async fn step(ctx: &CheckContext, workload: &Workload, what: &str, change: impl 
 async fn undo_under_load(ctx: &CheckContext, workload: &Workload, update: &ImageUpdate, cfg: LoadConfig, hold: Duration) -> Result<UndoRun> {
     let reference = (ctx.image_ref)(&update.image, &update.to)?;
     let images: Vec<(String, bool, String)> = update.containers.iter().map(|(c, init)| (c.clone(), *init, reference.clone())).collect();
-    let running = ctx.start_load(PHASE, cfg).await?;
+    let name = phase_name(&update.from, &update.to);
+    let running = ctx.start_load(&name, cfg).await?;
     tokio::time::sleep(hold).await;
     let what = format!("the rollout {} -> {} of {}", update.from, update.to, workload.label());
     let (rollout, mut error) = step(ctx, workload, &what, ctx.actions.set_images(workload.kind, &workload.name, &images)).await;
@@ -331,7 +336,7 @@ async fn undo_under_load(ctx: &CheckContext, workload: &Workload, update: &Image
         workload: workload.label(),
         from: update.from.clone(),
         to: update.to.clone(),
-        traffic: Traffic::new(PHASE, started_ms, &report),
+        traffic: Traffic::new(&name, started_ms, &report),
         phases: vec![phase],
         marks: Marks { rollout, undo, stopped_ms },
         error,
@@ -426,7 +431,7 @@ mod tests {
             workload: "Deployment/web".into(),
             from: "v1".into(),
             to: "v2".into(),
-            traffic: Traffic { name: PHASE.into(), started_ms: T0, records, backends, versions },
+            traffic: Traffic { name: phase_name("v1", "v2"), started_ms: T0, records, backends, versions },
             phases: vec![],
             marks: Marks { rollout: step(5_000, 18_000, 20_000), undo: Some(step(30_000, 43_000, 45_000)), stopped_ms: T0 + 50_000 },
             error: None,
