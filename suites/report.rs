@@ -506,3 +506,52 @@ fn compare_refuses_what_it_cannot_compare() {
     let out = seaworthy(&["report".as_ref(), "render".as_ref(), base.as_os_str()]);
     assert_eq!(out.status.code(), Some(2), "render with no output asks for one");
 }
+
+#[test]
+fn merge_makes_one_run_of_the_suites_cases_and_a_missing_case_is_no_pass() {
+    use seaworthy::report::cases::CaseResult;
+    use seaworthy::stack::Stack;
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let out_json = dir.path().join("result.json");
+    let merge = |results: &Path| seaworthy(&["report".as_ref(), "merge".as_ref(), results.as_os_str(), "--json".as_ref(), out_json.as_os_str()]);
+
+    std::fs::create_dir(&results).unwrap();
+    let out = merge(&results);
+    assert_eq!(out.status.code(), Some(2), "no results at all: {}", String::from_utf8_lossy(&out.stderr));
+
+    // Every case of every shipped stack, as the suites would leave them on a cluster.
+    let mut last = None;
+    for stack in Stack::shipped().unwrap() {
+        for spec in &stack.spec.checks {
+            let case = |variant: Option<String>, verdict: Verdict| CaseResult {
+                stack: stack.name().into(),
+                check: spec.name.clone(),
+                variant,
+                verdict,
+                started_ms: 1_000,
+                ended_ms: 2_000,
+                cluster: Some(cluster()),
+            };
+            last = Some(case(None, Verdict::pass("ok")).save(&results).unwrap());
+            if let Some(v) = &spec.negative {
+                case(Some(v.clone()), Verdict::fail("caught")).save(&results).unwrap();
+            }
+        }
+    }
+    let out = merge(&results);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    let report = RunReport::load(&out_json).unwrap();
+    assert_eq!(report.cluster, Some(cluster()));
+    assert_eq!(report.totals().pass, report.results.len());
+    assert!(report.stacks.len() >= 6, "{:?}", report.stacks);
+
+    // One case that did not run (a filtered or crashed cargo test) leaves its check unproven.
+    std::fs::remove_file(last.unwrap()).unwrap();
+    let out = merge(&results);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(table.contains("skipped") && table.contains("did not run"), "{table}");
+    assert_eq!(RunReport::load(&out_json).unwrap().totals().skipped, 1);
+}

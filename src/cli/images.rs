@@ -108,7 +108,7 @@ fn build(names: &[String], opts: &BuildOpts, force: bool, out: Option<&Path>) ->
 /// Stack names or folders; none means every shipped stack.
 fn resolve(names: &[String]) -> anyhow::Result<Vec<Stack>> {
     if names.is_empty() {
-        return Stack::list()?.iter().map(|d| Stack::load(d).map_err(anyhow::Error::from)).collect();
+        return Stack::shipped();
     }
     names
         .iter()

@@ -16,6 +16,23 @@ A latency or duration change counts only when it exceeds both its relative and i
 An open-model phase's rate is judged by whether it held its planned rate; a closed-model phase's throughput \
 is compared only with --closed-rate-pct.")]
     Compare(CompareArgs),
+    /// Make one run report of the results the suites' cluster cases saved (`SEAWORTHY_RESULTS=DIR
+    /// cargo test`): every shipped stack's checks, a case that did not run reported skipped.
+    #[command(after_help = "Exit status: 0 every check passed; 1 a check failed or did not run; 2 the results cannot be read.")]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The folder the suites wrote (their SEAWORTHY_RESULTS).
+    pub results: PathBuf,
+    /// Write the run report (JSON) here.
+    #[arg(long, value_name = "OUT")]
+    pub json: PathBuf,
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    #[arg(long, value_name = "OUT")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -72,7 +89,36 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<i32> {
     match cmd {
         ReportCommand::Render(a) => render(a),
         ReportCommand::Compare(a) => compare(a),
+        ReportCommand::Merge(a) => merge(a),
     }
+}
+
+fn merge(a: MergeArgs) -> anyhow::Result<i32> {
+    let r = match report::cases::merge(&a.results, &crate::stack::Stack::shipped()?) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot merge: {e:#}");
+            return Ok(2);
+        }
+    };
+    r.save(&a.json)?;
+    eprintln!("wrote {}", a.json.display());
+    write_views(&r, a.html.as_deref(), a.junit.as_deref())?;
+    print!("{}", crate::run::table(&r));
+    Ok(crate::run::exit_code(&r))
+}
+
+/// The HTML page and the JUnit XML of a report, where asked for.
+pub(super) fn write_views(r: &RunReport, html: Option<&Path>, junit: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(out) = html {
+        std::fs::write(out, report::html(r)).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    if let Some(out) = junit {
+        std::fs::write(out, report::junit_xml(r)?).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
 }
 
 fn render(a: RenderArgs) -> anyhow::Result<i32> {
@@ -81,14 +127,7 @@ fn render(a: RenderArgs) -> anyhow::Result<i32> {
         return Ok(2);
     }
     let r = RunReport::load(&a.result)?;
-    if let Some(out) = &a.html {
-        std::fs::write(out, report::html(&r)).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("wrote {}", out.display());
-    }
-    if let Some(out) = &a.junit {
-        std::fs::write(out, report::junit_xml(&r)?).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("wrote {}", out.display());
-    }
+    write_views(&r, a.html.as_deref(), a.junit.as_deref())?;
     Ok(0)
 }
 

@@ -45,7 +45,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Every stack is loaded and validated before anything touches a cluster.
     let stacks: Vec<Stack> = if args.stacks.is_empty() {
-        Stack::list()?.iter().map(|d| Stack::load(d).map_err(anyhow::Error::from)).collect::<anyhow::Result<_>>()?
+        Stack::shipped()?
     } else {
         args.stacks
             .iter()
@@ -71,12 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(path) = &args.json {
         report.save(path)?;
     }
-    if let Some(path) = &args.junit {
-        std::fs::write(path, crate::report::junit_xml(&report)?)?;
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::report::html(&report))?;
-    }
+    super::report::write_views(&report, args.html.as_deref(), args.junit.as_deref())?;
     Ok(exit_code(&report))
 }
 

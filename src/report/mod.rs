@@ -3,6 +3,7 @@
 //! baseline. The JSON is the source; every other view can be re-made from it
 //! (`seaworthy report render`).
 
+pub mod cases;
 pub mod compare;
 pub mod html;
 pub mod junit;

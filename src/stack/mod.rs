@@ -77,6 +77,11 @@ impl Stack {
         Ok(stacks)
     }
 
+    /// Every shipped stack, loaded and validated.
+    pub fn shipped() -> anyhow::Result<Vec<Stack>> {
+        Self::list()?.iter().map(|d| Self::load(d).map_err(anyhow::Error::from)).collect()
+    }
+
     /// A shipped stack by name.
     pub fn find(name: &str) -> anyhow::Result<Stack> {
         let dir = Self::fixtures_dir().join(name);

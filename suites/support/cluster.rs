@@ -103,7 +103,28 @@ async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Result
     let opts = RunOptions { artifacts: artifacts(), keep_on_failure: false, timeouts: Timeouts::default() };
     let _one = ONE_AT_A_TIME.lock().await;
     let _guard = cleanup.panic_guard();
-    Ok(run_variant(cluster, target, &spec, run_id, image_ref, &opts, cleanup).await)
+    let started_ms = seaworthy::observe::now_ms();
+    let v = run_variant(cluster, target, &spec, run_id, image_ref, &opts, cleanup).await;
+    save_result(stack_name, check, variant, &v, started_ms, cluster);
+    Ok(v)
+}
+
+/// With `SEAWORTHY_RESULTS=DIR`, every case leaves its verdict there for `seaworthy report merge`
+/// (the nightly's reports and baseline).
+fn save_result(stack: &str, check: &str, variant: Option<&str>, v: &Verdict, started_ms: u64, cluster: &Cluster) {
+    let Some(dir) = std::env::var_os(seaworthy::report::cases::RESULTS_ENV) else { return };
+    let case = seaworthy::report::cases::CaseResult {
+        stack: stack.to_string(),
+        check: check.to_string(),
+        variant: variant.map(String::from),
+        verdict: v.clone(),
+        started_ms,
+        ended_ms: seaworthy::observe::now_ms(),
+        cluster: Some(seaworthy::report::ClusterSummary::of(cluster)),
+    };
+    if let Err(e) = case.save(std::path::Path::new(&dir)) {
+        panic!("{stack} {check}: saving its result: {e:#}");
+    }
 }
 
 fn report(what: &str, v: &Verdict) -> String {
