@@ -36,7 +36,7 @@ pub struct Thresholds {
     /// Closed model (`--rate max`): relative change of the achieved throughput, or None to leave
     /// it uncompared. It measures the machine as much as the stack, so it is opt-in.
     pub closed_rate_pct: Option<f64>,
-    /// rollout_s and time_to_scale_s.
+    /// rollout_s, undo_s and time_to_scale_s.
     pub duration_pct: f64,
     pub duration_s: f64,
 }
@@ -88,9 +88,9 @@ pub enum Value {
 pub struct Row {
     pub stack: String,
     pub check: String,
-    /// None for check-level rows (outcome, rollout_s, time_to_scale_s).
+    /// None for check-level rows (outcome, rollout_s, undo_s, time_to_scale_s).
     pub phase: Option<String>,
-    /// outcome | failed_requests | latency_p99_ms | latency_p999_ms | achieved_rps | rollout_s | time_to_scale_s
+    /// outcome | failed_requests | latency_p99_ms | latency_p999_ms | achieved_rps | rollout_s | undo_s | time_to_scale_s
     pub measure: String,
     pub baseline: Option<Value>,
     pub current: Option<Value>,
@@ -226,7 +226,8 @@ fn compare_check(base: &CheckResult, cur: &CheckResult, t: &Thresholds, rows: &m
     let reason = (status == Status::NotCompared).then(|| "a skipped check and a failed one say nothing about each other".to_string());
     rows.push(row(None, Measure { reason, ..Measure::new("outcome", Some(Value::Text(outcome_word(bo).into())), Some(Value::Text(outcome_word(co).into())), status) }));
 
-    for m in ["rollout_s", "time_to_scale_s"] {
+    // undo_s: rollout-undo's rolling update back to v1 (its update to v2 is its rollout_s).
+    for m in ["rollout_s", "undo_s", "time_to_scale_s"] {
         match (base.good.metrics.get(m), cur.good.metrics.get(m)) {
             (Some(&b), Some(&c)) => rows.push(row(None, Measure::new(m, num(b), num(c), higher_is_worse(b, c, t.duration_pct, t.duration_s)))),
             (None, None) => {}
@@ -459,6 +460,29 @@ mod tests {
         let back = compare(&c, &b, ("c", "b"), &t, false).unwrap();
         assert_eq!(back.improved, 2);
         assert_eq!(back.regressed, 0);
+    }
+
+    #[test]
+    fn a_slower_rollout_undo_is_judged_by_the_duration_thresholds() {
+        let t = Thresholds::default();
+        let undo = |undo_s: f64| report(vec![check("rollout-undo", Verdict::pass("ok").with_metric("rollout_s", 13.0).with_metric("undo_s", undo_s))]);
+        let row = |b: f64, c: &RunReport, t: &Thresholds| {
+            let cmp = compare(&undo(b), c, ("b", "c"), t, false).unwrap();
+            assert_eq!(cmp.rows.iter().find(|r| r.measure == "rollout_s").unwrap().status, Status::Same, "only the undo changed");
+            cmp.rows.into_iter().find(|r| r.measure == "undo_s").unwrap_or_else(|| panic!("no undo_s row"))
+        };
+        let status = |b: f64, c: f64| row(b, &undo(c), &t).status;
+        assert_eq!(status(13.0, 30.0), Status::Regressed, "+17 s, +131%");
+        assert_eq!(status(13.0, 16.0), Status::Same, "+3 s but +23%");
+        assert_eq!(status(4.0, 5.9), Status::Same, "+48% but +1.9 s");
+        assert_eq!(status(13.0, 16.5), Status::Regressed, "+3.5 s, +27%");
+        assert_eq!(status(30.0, 13.0), Status::Improved);
+        let loose = Thresholds { duration_pct: 200.0, duration_s: 20.0, ..t };
+        assert_eq!(row(13.0, &undo(30.0), &loose).status, Status::Same, "--duration-pct and --duration-s apply to undo_s");
+        // An undo that did not complete has no undo_s: that is not a same.
+        let unfinished = report(vec![check("rollout-undo", Verdict::fail("the rollout undo did not complete").with_metric("rollout_s", 13.0))]);
+        let r = row(13.0, &unfinished, &t);
+        assert_eq!((r.status, r.reason.as_deref()), (Status::NotCompared, Some("only the baseline has it")));
     }
 
     #[test]
