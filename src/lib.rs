@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod evidence;
 pub mod images;
 pub mod local;
+#[cfg(test)]
+mod mockapi;
 pub mod observe;
 pub mod report;
 pub mod run;
