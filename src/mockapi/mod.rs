@@ -9,6 +9,7 @@
 //! listening after the script and panics on any request it did not expect.
 
 mod apply;
+mod cleanup;
 mod cordon;
 
 use http::{Request, Response, StatusCode};
