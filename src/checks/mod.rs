@@ -14,7 +14,7 @@ mod config_override;
 mod endpoints_follow_readiness;
 mod hpa_scale;
 mod insufficient_resources;
-mod pdb_drain;
+pub(crate) mod pdb_drain;
 mod persistence;
 mod rollout_undo;
 mod rollout_zero_5xx;

@@ -360,7 +360,7 @@ impl Drop for Cordoned {
 
 /// `kubectl drain`'s eviction of one Pod: evict; on 429 wait `retry` and again, until
 /// `deadline`; once accepted, wait for the Pod to be gone.
-async fn drain_pod(ctx: &CheckContext, pod: &Pod, deadline: Instant, retry: Duration, attempts: &Mutex<Vec<Attempt>>) -> PodDrain {
+pub(crate) async fn drain_pod(ctx: &CheckContext, pod: &Pod, deadline: Instant, retry: Duration, attempts: &Mutex<Vec<Attempt>>) -> PodDrain {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0) as u64;

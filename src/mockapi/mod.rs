@@ -11,6 +11,7 @@
 mod apply;
 mod cleanup;
 mod cordon;
+mod eviction;
 
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
