@@ -170,3 +170,88 @@ async fn the_first_refused_object_stops_the_apply_and_is_named() {
     let refused = refused.lock().unwrap().clone();
     assert!(format!("{e:#}").contains(&refused), "{e:#} does not name {refused}");
 }
+
+/// The counter stack with a hostPath PersistentVolume added: the one kind of object a run puts
+/// outside its namespace, where an object of the same name may belong to someone else.
+fn counter_with_volume() -> Stack {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/counter");
+    let toml = std::fs::read_to_string(dir.join("stack.toml")).unwrap();
+    let mut manifests: Vec<(std::path::PathBuf, String)> = ["app.yaml", "nginx.yaml", "redis.yaml"]
+        .iter()
+        .map(|f| (dir.join("manifests").join(f), std::fs::read_to_string(dir.join("manifests").join(f)).unwrap()))
+        .collect();
+    let pv = "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: counter-data\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  hostPath:\n    path: /var/lib/counter\n";
+    manifests.push((dir.join("manifests/pv.yaml"), pv.into()));
+    Stack::from_sources(&dir, &toml, &manifests).unwrap()
+}
+
+const PV_PATH: &str = "/api/v1/persistentvolumes/counter-data";
+
+/// Applies the counter stack with its volume, answering the volume's GET with `existing`; returns
+/// every request and the apply's result.
+async fn apply_with_volume(existing: Option<Value>) -> (Vec<Seen>, anyhow::Result<()>) {
+    let stack = counter_with_volume();
+    let (client, server) = pair();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let script = server.run(move |mut s| async move {
+        while let Some((req, send)) = s.try_next().await {
+            let answer = match (req.method.as_str(), req.path.as_str()) {
+                ("GET", PV_PATH) => match &existing {
+                    Some(pv) => super::json(200, pv),
+                    None => super::json(404, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "persistentvolumes \"counter-data\" not found", "reason": "NotFound", "code": 404})),
+                },
+                ("POST", _) => super::json(201, &echo(&req.body)),
+                ("PATCH", _) => super::json(200, &echo(&req.body)),
+                _ => panic!("unexpected request: {req:?}"),
+            };
+            send.send_response(answer);
+            log.lock().unwrap().push(req);
+        }
+        s
+    });
+    let result = apply::apply(&client, &stack, "sw-counter-abc123", RUN, &image_ref).await;
+    drop(client);
+    script.await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (seen, result)
+}
+
+fn volume(labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "counter-data", "uid": "pv-1", "resourceVersion": "9", "labels": labels}, "spec": {"capacity": {"storage": "1Gi"}}})
+}
+
+#[tokio::test]
+async fn a_new_cluster_scoped_object_is_applied_without_a_namespace() {
+    let (seen, result) = apply_with_volume(None).await;
+    result.unwrap();
+    let at = seen.iter().position(|s| s.path == PV_PATH && s.method == "GET").expect("the volume is looked up first");
+    let p = &seen[at + 1];
+    p.expect("PATCH", PV_PATH);
+    assert_eq!(p.query("fieldManager"), Some(FIELD_MANAGER));
+    assert_eq!(p.query("force"), Some("true"));
+    assert!(p.body["metadata"]["namespace"].is_null(), "{p:?}");
+    assert_eq!(p.body["metadata"]["labels"][RUN_LABEL], RUN);
+    // After what it may hold (ConfigMaps), before the claims and workloads that use it.
+    let kind_at = |kind: &str| seen.iter().position(|s| s.body["kind"] == kind).unwrap();
+    assert!(kind_at("ConfigMap") < at && at < kind_at("PersistentVolumeClaim") && at < kind_at("Deployment"), "{:?}", seen.iter().map(|s| &s.path).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_cluster_scoped_object_of_someone_else_is_left_alone() {
+    for labels in [json!({}), json!({MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: "other1"}), json!({RUN_LABEL: RUN})] {
+        let (seen, result) = apply_with_volume(Some(volume(labels.clone()))).await;
+        let e = result.unwrap_err();
+        assert!(format!("{e:#}").contains("was not created by this run"), "{labels}: {e:#}");
+        assert!(!seen.iter().any(|s| s.path == PV_PATH && s.method == "PATCH"), "{labels}: the volume was patched");
+        // Nothing after the refusal either.
+        assert_eq!(seen.last().map(|s| (s.method.as_str(), s.path.as_str())), Some(("GET", PV_PATH)), "{labels}");
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_scoped_object_of_this_run_is_applied_again() {
+    let (seen, result) = apply_with_volume(Some(volume(json!({MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: RUN})))).await;
+    result.unwrap();
+    assert!(seen.iter().any(|s| s.path == PV_PATH && s.method == "PATCH"));
+}
