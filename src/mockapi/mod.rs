@@ -8,6 +8,7 @@
 //! A script that ends while requests keep coming fails the test: [`Server::run`] keeps
 //! listening after the script and panics on any request it did not expect.
 
+mod actions;
 mod apply;
 mod cleanup;
 mod cordon;
