@@ -38,6 +38,10 @@ fn progressing(d: &Deployment) -> Option<&DeploymentCondition> {
 /// 4. `replicas > updatedReplicas` — old replicas are pending termination.
 /// 5. `availableReplicas < updatedReplicas` — waiting for availability (available pods are ready
 ///    pods that stayed ready for minReadySeconds, so this also covers readiness).
+///
+/// `status.terminatingReplicas` is not read here: kubectl (rollout_status.go, unchanged through
+/// 1.35) reports "successfully rolled out" while old Pods are still terminating, and so does this
+/// function. The harness waits for them afterwards, in [`old_replica_sets_scaled_down`].
 pub fn deployment_rollout(d: &Deployment) -> Progress {
     let name = name_of(&d.metadata);
     let generation = d.metadata.generation.unwrap_or(0);
@@ -192,8 +196,9 @@ pub fn new_replica_set<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Option<&'a 
 /// Are all of the Deployment's old ReplicaSets scaled to zero (spec and status)? A completed
 /// rollout by the Deployment status alone can still have old ReplicaSets with pods; and even at
 /// zero, pods in their preStop hook are no longer counted anywhere — where the API server reports
-/// `status.terminatingReplicas` (1.33+, DeploymentReplicaSetTerminatingReplicas) those are waited
-/// for too; otherwise wait for the old pods themselves with [`super::pods::pod_gone`].
+/// `status.terminatingReplicas` (DeploymentReplicaSetTerminatingReplicas: alpha in 1.33, beta and
+/// on by default from 1.35) those are waited for too; otherwise wait for the old pods themselves
+/// with [`super::pods::pod_gone`].
 pub fn old_replica_sets_scaled_down(d: &Deployment, rss: &[ReplicaSet]) -> Progress {
     let name = name_of(&d.metadata);
     let Some(new) = new_replica_set(d, rss) else {
@@ -438,8 +443,9 @@ mod tests {
 
     #[test]
     fn terminating_replicas_reported_by_newer_servers_are_waited_for() {
-        // Kubernetes 1.33+ with DeploymentReplicaSetTerminatingReplicas: the two old pods that were
-        // still in preStop when deployment-rollout-complete.json was read would show up here.
+        // Derived: no Kubernetes docs page or e2e fixture prints a Deployment with
+        // terminatingReplicas > 0 (1.33 alpha, 1.35 beta). The two old pods that were still in
+        // preStop when deployment-rollout-complete.json was read would show up here.
         let mut v = value("deployment-rollout-complete.json");
         v["status"]["terminatingReplicas"] = 2.into();
         let d: Deployment = from_value(v);
@@ -453,6 +459,35 @@ mod tests {
             old_replica_sets_scaled_down(&d, &rss)
                 .reason()
                 .contains("2 pods are still terminating")
+        );
+    }
+
+    #[test]
+    fn docs_sidecar_deployment_before_the_controller_saw_it_is_waiting() {
+        // Kubernetes docs (Sidecar Containers, 1.29+): spec only, as applied.
+        let d = deploy("docs-deployment-sidecar.json");
+        let init = &d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .init_containers;
+        assert_eq!(
+            init.as_ref().unwrap()[0].restart_policy.as_deref(),
+            Some("Always"),
+            "the sidecar marker must survive deserialization"
+        );
+        assert_eq!(
+            deployment_rollout(&d).reason(),
+            "deployment \"myapp\" rollout: 0 out of 1 new replicas have been updated"
+        );
+        assert!(
+            old_replica_sets_scaled_down(&d, &[])
+                .reason()
+                .contains("no ReplicaSet with the current pod template")
         );
     }
 }
