@@ -13,9 +13,9 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-for tool in podman runc /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns; do
+for tool in podman runc /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns iptables; do
   command -v "$tool" >/dev/null || {
-    echo "podman-setup: $tool is missing (apt-get install podman runc netavark aardvark-dns)" >&2
+    echo "podman-setup: $tool is missing (apt-get install podman runc netavark aardvark-dns iptables)" >&2
     exit 1
   }
 done

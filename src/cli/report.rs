@@ -77,7 +77,7 @@ pub struct CompareArgs {
     /// more than this (percent). Not compared without it: it varies with the machine's load.
     #[arg(long, value_name = "PCT")]
     pub closed_rate_pct: Option<f64>,
-    /// Rollout duration and HPA time-to-scale: relative increase (percent) that counts ...
+    /// Rollout and undo duration, HPA time-to-scale: relative increase (percent) that counts ...
     #[arg(long, default_value_t = Thresholds::default().duration_pct)]
     pub duration_pct: f64,
     /// ... when it is also more than this many seconds.
