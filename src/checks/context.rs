@@ -53,6 +53,12 @@ pub struct RunningLoad {
 }
 
 impl CheckContext {
+    /// The check's params as its typed struct ([`super::params`]); `fixtures lint` refuses the
+    /// same mistakes before a run, so this fails only for a stack that was never linted.
+    pub fn params_as<P: super::params::CheckParams>(&self) -> Result<P> {
+        super::params::parse(&self.params).map_err(|e| anyhow!("{}/stack.toml: check params: {e}", self.stack.dir.display()))
+    }
+
     pub fn param_str(&self, key: &str) -> Result<String> {
         self.params
             .get(key)

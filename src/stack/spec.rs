@@ -1,9 +1,10 @@
 //! `stack.toml`: what a stack is, beyond its manifests.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StackSpec {
     /// Must equal the folder name, so `fixtures list` and the stack agree.
@@ -21,7 +22,7 @@ pub struct StackSpec {
     pub variants: BTreeMap<String, VariantSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     /// Manifests refer to `<name>:<version>`.
@@ -39,7 +40,7 @@ fn default_dockerfile() -> String {
     "Dockerfile".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub service: String,
@@ -67,7 +68,7 @@ pub struct CheckSpec {
     pub params: toml::Table,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
     pub description: String,
@@ -77,14 +78,14 @@ pub struct VariantSpec {
     pub patch: Vec<PatchSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectRef {
     pub kind: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSpec {
     pub kind: String,
@@ -93,16 +94,13 @@ pub struct PatchSpec {
     pub ops: Vec<serde_json::Value>,
 }
 
-/// The checks of shared/STACKS.md; a stack naming another one is a typo.
-pub const KNOWN_CHECKS: &[&str] = &[
-    "config-override",
-    "endpoints-follow-readiness",
-    "rollout-zero-5xx",
-    "hpa-scale",
-    "pdb-drain",
-    "persistence",
-    "rollout-undo",
-    "service-discovery",
-    "stale-dns-proxy",
-    "insufficient-resources",
-];
+impl JsonSchema for CheckSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CheckSpec".into()
+    }
+
+    // One alternative per check, each with its own params: see checks::params.
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::checks::params::check_spec_schema(generator)
+    }
+}

@@ -1,7 +1,6 @@
 //! The cross-object rules: what would apply cleanly yet never work in a cluster.
 
 use super::resource::Resource;
-use super::spec::KNOWN_CHECKS;
 use super::{Object, Problem, Stack};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -78,9 +77,27 @@ fn spec_rules(stack: &Stack, problems: &mut Vec<Problem>) {
             }
         }
     }
+    let mut problems_of_checks = Vec::new();
     for (i, check) in stack.spec.checks.iter().enumerate() {
-        if !KNOWN_CHECKS.contains(&check.name.as_str()) {
-            problem(format!("checks[{i}].name"), format!("unknown check {:?}; the checks are: {}", check.name, KNOWN_CHECKS.join(", ")));
+        match crate::checks::params::problems(&check.name, &check.params) {
+            None => {
+                let names: Vec<&str> = crate::checks::params::CHECKS.iter().map(|c| c.name).collect();
+                let near = crate::checks::params::nearest(&check.name, &names).map(|n| format!("; did you mean {n:?}?")).unwrap_or_default();
+                problem(format!("checks[{i}].name"), format!("unknown check {:?}; the checks are: {}{near}", check.name, names.join(", ")));
+            }
+            // Named by the check, so that a stack with two checks of one kind is still clear;
+            // `seaworthy checks NAME` lists what the check takes.
+            Some(Err(e)) => {
+                let key = if e.key.is_empty() { format!("checks[{i}].params") } else { format!("checks[{i}].params.{}", e.key) };
+                problems_of_checks.push(Problem {
+                    file: file.clone(),
+                    doc: None,
+                    object: Some(format!("check {}", check.name)),
+                    field: Some(key),
+                    message: format!("{} (see `seaworthy checks {}`)", e.message, check.name),
+                });
+            }
+            Some(Ok(())) => {}
         }
         if let Some(neg) = &check.negative
             && !stack.spec.variants.contains_key(neg)
@@ -88,6 +105,7 @@ fn spec_rules(stack: &Stack, problems: &mut Vec<Problem>) {
             problem(format!("checks[{i}].negative"), format!("no variant {neg:?} in [variants]"));
         }
     }
+    problems.extend(problems_of_checks);
 }
 
 fn duplicates(stack: &Stack, problems: &mut Vec<Problem>) {
