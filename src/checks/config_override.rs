@@ -9,12 +9,10 @@ use super::{CheckContext, FailureCluster, Verdict};
 use crate::observe::now_ms;
 use crate::traffic::{Schedule, Summary};
 use crate::wait::watch as waits;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Requests per second through the entry point while the Pods are replaced.
-const DEFAULT_RPS: f64 = 20.0;
 /// Load before the restart and after the rollout, so that both edges are inside the phase.
 const MARGIN: Duration = Duration::from_secs(3);
 
@@ -134,25 +132,15 @@ fn judge_stages(obs: &Observed, want: &Want) -> Verdict {
     ))
 }
 
-fn want(ctx: &CheckContext) -> Result<Want> {
-    Ok(Want {
-        path: ctx.param_str("path")?,
-        expect: ctx.param_str("expect")?,
-        baked_in: ctx.param_str("baked_in")?,
-        expect_after_change: ctx.param_str("expect_after_change")?,
-    })
-}
-
-fn change_data(ctx: &CheckContext) -> Result<BTreeMap<String, String>> {
-    let data = ctx.params.get("change").and_then(|c| c.get("data")).and_then(|d| d.as_table()).context("check param change.data (a table of file -> text) is missing")?;
-    data.iter().map(|(k, v)| Ok((k.clone(), v.as_str().with_context(|| format!("change.data.{k} is not a string"))?.to_string()))).collect()
+fn want(p: &super::params::ConfigOverride) -> Want {
+    Want { path: p.path.clone(), expect: p.expect.clone(), baked_in: p.baked_in.clone(), expect_after_change: p.expect_after_change.clone() }
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let want = want(ctx)?;
-    let deployment = ctx.param_str("deployment")?;
-    let config_map = ctx.param_str("configmap")?;
-    let data = change_data(ctx)?;
+    let p: super::params::ConfigOverride = ctx.params_as()?;
+    let want = want(&p);
+    let (deployment, config_map) = (p.deployment.clone(), p.configmap.clone());
+    let data: BTreeMap<String, String> = p.change.data.clone();
     let (_, selector) = workload_selector(&ctx.stack, &deployment)?;
     let entry = EntryPoint::of(ctx)?;
     let mut obs = Observed::default();
@@ -174,7 +162,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     }
 
     ctx.actions.patch_config_map(&config_map, &data).await?;
-    let rps = ctx.param_f64("rps", DEFAULT_RPS);
+    let rps = p.rps;
     // Longer than any restart can take (the rollout and then every old Pod gone); stopped early.
     let cfg = ctx.load_config(Some(&want.path), Schedule::constant(rps, ctx.timeouts.rollout * 3 + MARGIN * 4)?);
     let running = ctx.start_load("rollout restart", cfg).await?;

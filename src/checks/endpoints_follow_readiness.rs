@@ -30,19 +30,20 @@ use std::time::Duration;
 const DEFAULT_UNREADY_FILE: &str = "/tmp/seaworthy-unready";
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let workload = Workload::from_params(ctx)?;
-    let container = ctx.param_str("container")?;
-    let service = ctx.params.get("service").and_then(|v| v.as_str()).unwrap_or(&ctx.stack.spec.entry.service).to_string();
+    let p: super::params::EndpointsFollowReadiness = ctx.params_as()?;
+    let workload = Workload::find(&ctx.stack, &p.workload)?;
+    let container = p.container.clone();
+    let service = p.service.clone().unwrap_or_else(|| ctx.stack.spec.entry.service.clone());
     if ctx.stack.service(&service).is_none() {
         return Err(anyhow!("stack {}: no Service {service:?}", ctx.stack.name()));
     }
     let probe = ProbeTiming::of(ctx.stack.container(&workload.name, &container)?.readiness_probe.as_ref());
-    let file = unready_file(ctx, &workload, &container)?;
-    let slack_ms = (ctx.param_f64("slack_s", 5.0) * 1000.0) as u64;
-    let grace_ms = (ctx.param_f64("propagation_s", 3.0) * 1000.0) as u64;
-    let lead = Duration::from_secs_f64(ctx.param_f64("lead_s", 5.0));
-    let hold = Duration::from_secs_f64(ctx.param_f64("hold_s", (grace_ms as f64 / 1000.0 + 7.0).max(10.0)));
-    let after = Duration::from_secs_f64(ctx.param_f64("after_s", grace_ms as f64 / 1000.0 + 7.0));
+    let file = unready_file(ctx, p.file.as_deref(), &workload, &container)?;
+    let slack_ms = (p.slack_s * 1000.0) as u64;
+    let grace_ms = (p.propagation_s * 1000.0) as u64;
+    let lead = Duration::from_secs_f64(p.lead_s);
+    let hold = Duration::from_secs_f64(p.hold_s());
+    let after = Duration::from_secs_f64(p.after_s());
 
     let mut candidates: Vec<Pod> = ctx.actions.pods(&workload.selector).await?.into_iter().filter(|p| pod_ready(p).is_done()).collect();
     candidates.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -57,7 +58,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     let name = pod.metadata.name.clone().unwrap_or_default();
 
     let longest = lead + hold + after + Duration::from_millis(probe.leave_within_ms(slack_ms) + probe.return_within_ms(slack_ms)) + Duration::from_secs(120);
-    let cfg = ctx.load_config(ctx.params.get("path").and_then(|v| v.as_str()), Schedule::constant(ctx.param_f64("rps", 10.0), longest)?);
+    let cfg = ctx.load_config(p.path.as_deref(), Schedule::constant(p.rps, longest)?);
     let running = ctx.start_load("readiness flip", cfg).await?;
     tokio::time::sleep(lead).await;
 
@@ -96,8 +97,8 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
 }
 
 /// `file` param, else the container's SEAWORTHY_UNREADY_FILE, else the convention's path.
-fn unready_file(ctx: &CheckContext, workload: &Workload, container: &str) -> Result<String> {
-    if let Some(f) = ctx.params.get("file").and_then(|v| v.as_str()) {
+fn unready_file(ctx: &CheckContext, file: Option<&str>, workload: &Workload, container: &str) -> Result<String> {
+    if let Some(f) = file {
         return Ok(f.to_string());
     }
     let env = ctx.stack.container_env(&workload.name, container)?;

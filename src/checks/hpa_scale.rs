@@ -19,7 +19,7 @@
 //! reason says how many Pods actually answered, since on a small node the extra Pods may stay
 //! Pending: the HPA did its part, the node had no room.
 
-use super::http_probe::{Body, EntryPoint, form_of, probe_phase};
+use super::http_probe::{Body, EntryPoint, probe_phase};
 use super::timeline::describe;
 use super::{CheckContext, Phase, Verdict};
 use crate::observe::{Entry, Source, now_ms};
@@ -224,16 +224,11 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
     v
 }
 
-fn param_i32(ctx: &CheckContext, key: &str) -> Option<i32> {
-    ctx.params.get(key).and_then(|v| v.as_integer()).map(|i| i as i32)
-}
-
 /// WordPress answers every page with a redirect to its installer until installed: the load must
 /// hit the real page, so the check installs it first (idempotent: "Already Installed" after).
-async fn setup(ctx: &CheckContext) -> Result<()> {
-    let Some(setup) = ctx.params.get("setup") else { return Ok(()) };
-    let path = setup.get("path").and_then(|p| p.as_str()).context("setup.path")?;
-    let form = form_of(setup.get("form").context("setup.form")?)?;
+async fn setup(ctx: &CheckContext, setup: Option<&super::params::FormPost>) -> Result<()> {
+    let Some(setup) = setup else { return Ok(()) };
+    let (path, form) = (setup.path.as_str(), setup.form.clone());
     let entry = EntryPoint::of(ctx)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -254,38 +249,39 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     if !ctx.info.metrics_api {
         return Ok(Verdict::skipped("the cluster serves no metrics.k8s.io API (no metrics-server): an HPA on CPU cannot scale here"));
     }
-    let name = ctx.param_str("hpa")?;
+    let p: super::params::HpaScale = ctx.params_as()?;
+    let name = p.hpa.clone();
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let hpa = hpas.get(&name).await.with_context(|| format!("reading hpa {name}"))?;
     let spec = hpa.spec.clone().unwrap_or_default();
     let (min, max) = (spec.min_replicas.unwrap_or(1), spec.max_replicas);
-    for (key, live) in [("min", min), ("max", max)] {
-        if let Some(p) = param_i32(ctx, key)
+    for (key, live, given) in [("min", min, p.min), ("max", max, p.max)] {
+        if let Some(p) = given
             && p != live
         {
             bail!("stack.toml says {key} = {p}, hpa {name} has {live}");
         }
     }
     let window = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref()).and_then(|r| r.stabilization_window_seconds).unwrap_or(300);
-    let scale_to = param_i32(ctx, "scale_to").unwrap_or(min + 1);
-    let rate = ctx.param_f64("rate", 24.0);
-    let ramp = Duration::from_secs_f64(ctx.param_f64("ramp_s", 60.0));
-    let duration = Duration::from_secs_f64(ctx.param_f64("duration_s", 180.0));
+    let scale_to = p.scale_to.unwrap_or(min + 1);
+    let rate = p.rate;
+    let ramp = Duration::from_secs_f64(p.ramp_s);
+    let duration = Duration::from_secs_f64(p.duration_s);
     let want = Expect {
         hpa: name.clone(),
         min,
         max,
         scale_to,
-        scale_up_within: Duration::from_secs_f64(ctx.param_f64("scale_up_within_s", 150.0)),
-        scale_down_within: Duration::from_secs(window as u64) + Duration::from_secs_f64(ctx.param_f64("scale_down_slack_s", 90.0)),
+        scale_up_within: Duration::from_secs_f64(p.scale_up_within_s),
+        scale_down_within: Duration::from_secs(window as u64) + Duration::from_secs_f64(p.scale_down_slack_s),
         peak_rate: rate,
     };
     if want.scale_up_within > duration || ramp >= duration || scale_to <= min || scale_to > max {
         bail!("hpa-scale params: need scale_up_within_s <= duration_s, ramp_s < duration_s and min < scale_to <= max");
     }
 
-    setup(ctx).await?;
-    let path = ctx.params.get("path").and_then(|p| p.as_str());
+    setup(ctx, p.setup.as_ref()).await?;
+    let path = p.path.as_deref();
     let schedule = Schedule::ramp(&[(Duration::ZERO, rate / 6.0), (ramp, rate), (duration, rate)])?;
     let running = ctx.start_load(&format!("ramp to {rate} req/s"), ctx.load_config(path, schedule)).await?;
     let load_started_ms = running.started_ms;

@@ -139,10 +139,9 @@ fn describe_change(workload: &str, changes: &[(String, ResourceRequirements)]) -
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let workload = ctx.param_str("workload")?;
-    let variant = ctx.param_str("variant")?;
-    let expect_reason = ctx.param_str("expect_reason")?;
-    let fail_within = Duration::from_secs_f64(ctx.param_f64("fail_within_s", 60.0));
+    let p: super::params::InsufficientResources = ctx.params_as()?;
+    let (workload, variant, expect_reason) = (p.workload.clone(), p.variant.clone(), p.expect_reason.clone());
+    let fail_within = Duration::from_secs_f64(p.fail_within_s);
     let deadline = ctx.timeouts.rollout;
     if fail_within >= deadline {
         bail!("fail_within_s ({}s) must be well below the rollout deadline ({}s)", fail_within.as_secs(), deadline.as_secs());
@@ -157,7 +156,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     } else {
         let subject = ctx.stack.variant(&variant)?;
         let changes = resource_changes(&ctx.stack, &subject, &workload)?;
-        check_edit(&changes, &ctx.param_str("container")?, &ctx.param_str("cpu")?)?;
+        check_edit(&changes, &p.container, &p.cpu)?;
         let started = now_ms();
         let baseline = ctx.wait_stack_ready().await.map_err(|e| format!("{e:#}"));
         phases.push(probe_phase(&ctx.log, "unchanged stack rolls out", started));

@@ -10,6 +10,9 @@ use super::verdict::{FailureKind, Outcome, Verdict};
 pub enum Expectation {
     /// The verdict's metric is above `value`.
     MetricAbove { metric: &'static str, value: f64, means: String },
+    /// The verdict's metric is above another of its metrics (e.g. the bound the check computed
+    /// from the stack, such as the Pods a disruption budget lets go).
+    MetricAboveMetric { metric: &'static str, other: &'static str, means: String },
     /// The verdict's metric is at most `value`.
     MetricAtMost { metric: &'static str, value: f64, means: String },
     /// The verdict's reason quotes this text (e.g. the app's own error message).
@@ -19,7 +22,10 @@ pub enum Expectation {
 impl Expectation {
     pub fn means(&self) -> &str {
         match self {
-            Expectation::MetricAbove { means, .. } | Expectation::MetricAtMost { means, .. } | Expectation::ReasonContains { means, .. } => means,
+            Expectation::MetricAbove { means, .. }
+            | Expectation::MetricAboveMetric { means, .. }
+            | Expectation::MetricAtMost { means, .. }
+            | Expectation::ReasonContains { means, .. } => means,
         }
     }
 
@@ -30,6 +36,10 @@ impl Expectation {
             Expectation::MetricAbove { metric: m, value, .. } => {
                 let x = metric(m)?;
                 if x > *value { Ok(()) } else { Err(format!("{m} = {x}, not above {value}")) }
+            }
+            Expectation::MetricAboveMetric { metric: m, other, .. } => {
+                let (x, y) = (metric(m)?, metric(other)?);
+                if x > y { Ok(()) } else { Err(format!("{m} = {x}, not above {other} = {y}")) }
             }
             Expectation::MetricAtMost { metric: m, value, .. } => {
                 let x = metric(m)?;
@@ -58,9 +68,11 @@ pub fn expectation(check: &str, params: &toml::Table) -> Result<Expectation, Str
         "rollout-zero-5xx" => above("failed", "requests failed during the rollout"),
         "stale-dns-proxy" => above("failed", "requests failed after the Pod IPs changed"),
         "persistence" => above("data_lost", "the data written before the Pods were replaced was lost"),
-        "pdb-drain" => Ok(Expectation::MetricAbove {
+        // The bound is the check's own: what the stack's PDB resolves to (minAvailable or
+        // maxUnavailable, integer or percentage), which no param needs to repeat.
+        "pdb-drain" => Ok(Expectation::MetricAboveMetric {
             metric: "unavailable_max",
-            value: int_param(params, "max_unavailable", check)?,
+            other: "allowed_unavailable",
             means: "more Pods were unavailable at once than the budget allows".into(),
         }),
         "hpa-scale" => Ok(Expectation::MetricAtMost {
@@ -142,8 +154,13 @@ mod tests {
         assert_eq!(judge_negative(&e, Verdict::pass("0 failed")).outcome, Outcome::Pass);
 
         let pdb = expectation("pdb-drain", &params("wordpress", "pdb-drain")).unwrap();
-        assert!(judge_negative(&pdb, Verdict::fail("3 of 3 unavailable").with_metric("unavailable_max", 3.0)).caught());
-        assert!(!judge_negative(&pdb, Verdict::fail("2 of 9 requests failed").with_metric("unavailable_max", 1.0)).caught());
+        let drained = |unavailable: f64, allowed: f64| Verdict::fail("x").with_metric("unavailable_max", unavailable).with_metric("allowed_unavailable", allowed);
+        assert!(judge_negative(&pdb, drained(3.0, 1.0)).caught());
+        assert!(!judge_negative(&pdb, drained(1.0, 1.0)).caught());
+        // A budget of minAvailable 1 of 3 lets two go: two at once is within it.
+        assert!(!judge_negative(&pdb, drained(2.0, 2.0)).caught());
+        // No params needed: a stack of one's own with minAvailable has no max_unavailable.
+        assert!(judge_negative(&expectation("pdb-drain", &toml::Table::new()).unwrap(), drained(3.0, 2.0)).caught());
 
         let hpa = expectation("hpa-scale", &params("wordpress", "hpa-scale")).unwrap();
         assert!(judge_negative(&hpa, Verdict::fail("did not scale").with_metric("max_replicas", 3.0)).caught());

@@ -221,6 +221,12 @@ fn d_recovery_s() -> f64 {
 fn d_increments() -> u32 {
     5
 }
+/// myblog's Pods (100m CPU, two sync gunicorn workers) serve about 4 req/s each; at 5 req/s
+/// across two or three Pods the load measures the rollouts, not the app's capacity, and a
+/// request every 200 ms still places a failure burst next to the Pod whose termination caused it.
+fn d_rps_5() -> f64 {
+    5.0
+}
 fn d_hold_s_undo() -> f64 {
     5.0
 }
@@ -730,7 +736,7 @@ pub struct RolloutUndo {
     /// The path the load asks for (default: the entry path).
     pub path: Option<String>,
     /// Requests per second of the load.
-    #[serde(default = "d_rps_20")]
+    #[serde(default = "d_rps_5")]
     pub rps: f64,
     /// Load between the steps.
     #[serde(default = "d_hold_s_undo")]

@@ -40,15 +40,80 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// maxUnavailable as the disruption controller resolves it: a percentage of the expected Pods,
-/// rounded up.
-pub fn resolve_max_unavailable(v: &IntOrString, expected: i32) -> Result<i32> {
+/// minAvailable or maxUnavailable as the disruption controller resolves it: a percentage of the
+/// expected Pods, rounded up (GetScaledValueFromIntOrPercent with roundUp, for both fields).
+pub fn resolve_int_or_percent(field: &str, v: &IntOrString, expected: i32) -> Result<i32> {
     match v {
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
-            let pct: i64 = s.strip_suffix('%').and_then(|p| p.parse().ok()).with_context(|| format!("maxUnavailable {s:?} is neither a number nor a percentage"))?;
+            let pct: i64 = s.strip_suffix('%').and_then(|p| p.parse().ok()).with_context(|| format!("{field} {s:?} is neither a number nor a percentage"))?;
             Ok(((pct * expected as i64 + 99) / 100) as i32)
         }
+    }
+}
+
+/// What a PodDisruptionBudget allows: `desired_healthy` of `expected` Pods must stay healthy. The
+/// eviction API refuses (429) whenever `disruptions_allowed` is 0, and `kubectl drain` retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub pdb: String,
+    /// `minAvailable 2` / `maxUnavailable 34%`, as written.
+    pub spelt: String,
+    pub expected: i32,
+    pub desired_healthy: i32,
+    /// From the PDB's status when the disruption controller has seen its spec; `None` when the
+    /// budget was resolved from the spec alone (a control without the PDB, or a status not
+    /// written yet).
+    pub status: Option<(i32, i32)>,
+}
+
+impl Budget {
+    /// The status the disruption controller wrote when it is current, else the spec resolved
+    /// against `expected` as the controller would.
+    pub fn of(pdb: &PodDisruptionBudget, expected: i32) -> Result<Budget> {
+        let name = pdb.metadata.name.clone().unwrap_or_default();
+        let spec = pdb.spec.clone().unwrap_or_default();
+        let (spelt, field, value) = match (&spec.min_available, &spec.max_unavailable) {
+            (Some(v), None) => (format!("minAvailable {}", show(v)), "minAvailable", v),
+            (None, Some(v)) => (format!("maxUnavailable {}", show(v)), "maxUnavailable", v),
+            (Some(_), Some(_)) => bail!("pdb {name} sets both minAvailable and maxUnavailable (the API server refuses that)"),
+            (None, None) => bail!("pdb {name} sets neither minAvailable nor maxUnavailable"),
+        };
+        let current = pdb.status.as_ref().filter(|s| s.observed_generation.is_some() && s.observed_generation >= pdb.metadata.generation && s.expected_pods > 0);
+        if let Some(s) = current {
+            return Ok(Budget { pdb: name, spelt, expected: s.expected_pods, desired_healthy: s.desired_healthy, status: Some((s.current_healthy, s.disruptions_allowed)) });
+        }
+        let resolved = resolve_int_or_percent(field, value, expected)?;
+        let desired_healthy = if field == "minAvailable" { resolved } else { expected - resolved };
+        Ok(Budget { pdb: name, spelt, expected, desired_healthy: desired_healthy.max(0), status: None })
+    }
+
+    /// How many of the expected Pods may be unavailable at once.
+    pub fn allowed_unavailable(&self) -> i32 {
+        (self.expected - self.desired_healthy).max(0)
+    }
+
+    /// What the budget allowed, for the reason.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} {}: {} of {} Pods must stay healthy, so {} may be unavailable at once",
+            self.pdb,
+            self.spelt,
+            self.desired_healthy,
+            self.expected,
+            self.allowed_unavailable()
+        );
+        if let Some((healthy, allowed)) = self.status {
+            s.push_str(&format!("; before the drain {healthy} were healthy and {allowed} disruption(s) allowed"));
+        }
+        s
+    }
+}
+
+fn show(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
     }
 }
 
@@ -160,6 +225,8 @@ pub struct Expect {
     pub max_unavailable: i32,
     pub desired: i32,
     pub pdb: String,
+    /// What the budget allowed, in words ([`Budget::describe`]).
+    pub budget: String,
 }
 
 #[derive(Debug, Clone)]
@@ -198,7 +265,10 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
         if throttled > 0 { format!(", {throttled} throttled (429 without a budget cause)") } else { String::new() }
     );
     let metrics = |v: Verdict| {
-        let mut v = v.with_metric("unavailable_max", unavailable_max as f64).with_metric("evictions_429", refused.len() as f64);
+        let mut v = v
+            .with_metric("unavailable_max", unavailable_max as f64)
+            .with_metric("allowed_unavailable", want.max_unavailable as f64)
+            .with_metric("evictions_429", refused.len() as f64);
         let gone: Vec<u64> = obs.drained.iter().filter_map(|(_, d)| if let PodDrain::Gone { gone_ms } = d { Some(*gone_ms) } else { None }).collect();
         if obs.can_finish && gone.len() == obs.drained.len() && !gone.is_empty() {
             v = v.with_metric("drain_s", secs(*gone.iter().max().unwrap()));
@@ -208,9 +278,10 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
 
     if obs.drained.len() as i32 <= want.max_unavailable {
         return Verdict::skipped(format!(
-            "the drained node(s) {nodes} hold only {} of the covered Pods: a budget of maxUnavailable {} is never put to the test",
+            "the drained node(s) {nodes} hold only {} of the covered Pods: a budget that lets {} go ({}) is never put to the test",
             obs.drained.len(),
-            want.max_unavailable
+            want.max_unavailable,
+            want.budget
         ));
     }
     if let Some((pod, PodDrain::Error(e))) = obs.drained.iter().find(|(_, d)| matches!(d, PodDrain::Error(_))) {
@@ -224,12 +295,13 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
             "no PodDisruptionBudget protects these Pods".to_string()
         };
         return metrics(Verdict::fail(format!(
-            "{} of {} Pods unavailable at once {:.1}s into the drain of {nodes} (maxUnavailable {}; still ready: {}): {evictions}; {why}",
+            "{} of {} Pods unavailable at once {:.1}s into the drain of {nodes} (still ready: {}): {evictions}; {why}; the budget allows {} ({})",
             w.unavailable,
             want.desired,
             secs(w.at_ms),
+            if w.ready.is_empty() { "none".to_string() } else { w.ready.join(", ") },
             want.max_unavailable,
-            if w.ready.is_empty() { "none".to_string() } else { w.ready.join(", ") }
+            want.budget
         )));
     }
     if obs.traffic.sent == 0 {
@@ -274,8 +346,8 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
         )
     };
     metrics(Verdict::pass(format!(
-        "{how}: {evictions} and retried ({last_cause}); never more than {unavailable_max} of {} Pods unavailable (maxUnavailable {}); 0 of {} requests failed; all {} ready {recovered:.0}s after the uncordon",
-        want.desired, want.max_unavailable, obs.traffic.sent, want.desired
+        "{how}: {evictions} and retried ({last_cause}); never more than {unavailable_max} of {} Pods unavailable (budget {}); 0 of {} requests failed; all {} ready {recovered:.0}s after the uncordon",
+        want.desired, want.budget, obs.traffic.sent, want.desired
     )))
 }
 
@@ -358,6 +430,21 @@ impl Drop for Cordoned {
     }
 }
 
+/// The budget of the good stack's PDB `name` (the variant being run may have removed it), from its
+/// spec; else the check's `max_unavailable`.
+fn promised_budget(ctx: &CheckContext, name: &str, desired: i32, param: Option<i32>) -> Result<Budget> {
+    let good = crate::stack::Stack::load(&ctx.stack.dir).with_context(|| format!("reading the good stack in {}", ctx.stack.dir.display()))?;
+    let declared = good.objects.iter().find_map(|o| match &o.resource {
+        crate::stack::Resource::PodDisruptionBudget(p) if o.resource.name() == name => Some(p.clone()),
+        _ => None,
+    });
+    match (declared, param) {
+        (Some(p), _) => Budget::of(&p, desired),
+        (None, Some(l)) => Ok(Budget { pdb: name.into(), spelt: format!("max_unavailable {l} (stack.toml)"), expected: desired, desired_healthy: desired - l, status: None }),
+        (None, None) => bail!("no PodDisruptionBudget {name} in the stack and no max_unavailable param: nothing to hold the drain to"),
+    }
+}
+
 /// `kubectl drain`'s eviction of one Pod: evict; on 429 wait `retry` and again, until
 /// `deadline`; once accepted, wait for the Pod to be gone.
 pub(crate) async fn drain_pod(ctx: &CheckContext, pod: &Pod, deadline: Instant, retry: Duration, attempts: &Mutex<Vec<Attempt>>) -> PodDrain {
@@ -396,30 +483,25 @@ struct Drained {
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let deployment = ctx.param_str("deployment")?;
-    let pdb_name = ctx.param_str("pdb")?;
+    let p: super::params::PdbDrain = ctx.params_as()?;
+    let (deployment, pdb_name) = (p.deployment.clone(), p.pdb.clone());
     let d = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.ns).get(&deployment).await.with_context(|| format!("reading deployment {deployment}"))?;
     let spec = d.spec.clone().unwrap_or_default();
     let desired = spec.replicas.unwrap_or(1);
     let selector = super::actions::selector_of(&spec.selector.match_labels.clone().unwrap_or_default());
     let pdb = Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ctx.ns).get_opt(&pdb_name).await?;
-    let param_limit = ctx.params.get("max_unavailable").and_then(|v| v.as_integer()).map(|i| i as i32);
-    let max_unavailable = match (&pdb, param_limit) {
-        (Some(p), limit) => {
-            let v = p.spec.as_ref().and_then(|s| s.max_unavailable.clone()).with_context(|| format!("pdb {pdb_name} has no maxUnavailable"))?;
-            let live = resolve_max_unavailable(&v, desired)?;
-            if let Some(l) = limit
-                && l != live
-            {
-                bail!("stack.toml says max_unavailable = {l}, pdb {pdb_name} resolves to {live}");
-            }
-            live
-        }
-        // The control without a PDB is held to the budget the stack promises.
-        (None, Some(l)) => l,
-        (None, None) => bail!("no pdb {pdb_name} and no max_unavailable param: nothing to hold the drain to"),
+    let budget = match &pdb {
+        Some(live) => Budget::of(live, desired)?,
+        // The control without a PDB is held to the budget the stack promises: the good stack's.
+        None => promised_budget(ctx, &pdb_name, desired, p.max_unavailable)?,
     };
-    let want = Expect { max_unavailable, desired, pdb: pdb_name.clone() };
+    let max_unavailable = budget.allowed_unavailable();
+    if let Some(l) = p.max_unavailable
+        && l != max_unavailable
+    {
+        bail!("{}/stack.toml: check pdb-drain: max_unavailable = {l}, but pdb {pdb_name} lets {max_unavailable} go ({})", ctx.stack.dir.display(), budget.describe());
+    }
+    let want = Expect { max_unavailable, desired, pdb: pdb_name.clone(), budget: budget.describe() };
 
     let covered: Vec<Pod> = ctx
         .actions
@@ -437,12 +519,12 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     let already: BTreeSet<&str> = ctx.info.nodes.iter().filter(|n| n.unschedulable).map(|n| n.name.as_str()).collect();
     let victims: Vec<&Pod> = covered.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| plan.cordon.iter().any(|c| c == n))).collect();
 
-    let retry = Duration::from_secs_f64(ctx.param_f64("retry_s", 5.0));
-    let drain_for = if plan.can_finish { ctx.param_f64("drain_timeout_s", 300.0) } else { ctx.param_f64("hold_s", 30.0) };
-    let recovery_timeout = Duration::from_secs_f64(ctx.param_f64("recovery_s", 240.0));
-    let service = ctx.params.get("service").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| ctx.stack.spec.entry.service.clone());
-    let rate = ctx.param_f64("rate", 10.0);
-    let path = ctx.params.get("path").and_then(|p| p.as_str());
+    let retry = Duration::from_secs_f64(p.retry_s);
+    let drain_for = if plan.can_finish { p.drain_timeout_s } else { p.hold_s };
+    let recovery_timeout = Duration::from_secs_f64(p.recovery_s);
+    let service = p.service.clone().unwrap_or_else(|| ctx.stack.spec.entry.service.clone());
+    let rate = p.rate;
+    let path = p.path.as_deref();
 
     // The longest the phase can take; the load is stopped when the drain and recovery are done.
     let span = Duration::from_secs_f64(drain_for) + recovery_timeout + Duration::from_secs(300);
@@ -587,7 +669,29 @@ mod tests {
     }
 
     fn expect() -> Expect {
-        Expect { max_unavailable: 1, desired: 3, pdb: "web".into() }
+        let pdb: PodDisruptionBudget = serde_json::from_value(sample("pdb.json")).unwrap();
+        let budget = Budget::of(&pdb, 3).unwrap();
+        Expect { max_unavailable: budget.allowed_unavailable(), desired: 3, pdb: "web".into(), budget: budget.describe() }
+    }
+
+    /// The captured PDB with its spec rewritten to `field: value` (derived: the disruption
+    /// controller's status for it is then what it would write).
+    fn pdb_with(field: &str, value: serde_json::Value, status: Option<(i32, i32, i32, i32)>) -> PodDisruptionBudget {
+        let mut v = sample("pdb.json");
+        v["spec"].as_object_mut().unwrap().remove("maxUnavailable");
+        v["spec"][field] = value;
+        match status {
+            Some((expected, desired, current, allowed)) => {
+                v["status"]["expectedPods"] = expected.into();
+                v["status"]["desiredHealthy"] = desired.into();
+                v["status"]["currentHealthy"] = current.into();
+                v["status"]["disruptionsAllowed"] = allowed.into();
+            }
+            None => {
+                v.as_object_mut().unwrap().remove("status");
+            }
+        }
+        serde_json::from_value(v).unwrap()
     }
 
     fn attempts(list: &[(u64, &str, EvictionOutcome)]) -> Vec<Attempt> {
@@ -599,13 +703,73 @@ mod tests {
     }
 
     #[test]
-    fn max_unavailable_resolves_like_the_disruption_controller() {
-        let pdb: PodDisruptionBudget = serde_json::from_value(sample("pdb.json")).unwrap();
-        let v = pdb.spec.unwrap().max_unavailable.unwrap();
-        assert_eq!(resolve_max_unavailable(&v, 3).unwrap(), 1);
-        assert_eq!(resolve_max_unavailable(&IntOrString::String("34%".into()), 3).unwrap(), 2, "rounded up");
-        assert_eq!(resolve_max_unavailable(&IntOrString::String("25%".into()), 3).unwrap(), 1);
-        assert!(resolve_max_unavailable(&IntOrString::String("one".into()), 3).is_err());
+    fn percentages_resolve_like_the_disruption_controller() {
+        let pct = |s: &str| IntOrString::String(s.into());
+        assert_eq!(resolve_int_or_percent("maxUnavailable", &IntOrString::Int(1), 3).unwrap(), 1);
+        assert_eq!(resolve_int_or_percent("maxUnavailable", &pct("34%"), 3).unwrap(), 2, "rounded up");
+        assert_eq!(resolve_int_or_percent("minAvailable", &pct("50%"), 3).unwrap(), 2, "rounded up too");
+        let e = resolve_int_or_percent("minAvailable", &pct("one"), 3).unwrap_err().to_string();
+        assert!(e.starts_with("minAvailable \"one\""), "{e}");
+    }
+
+    /// The budget as the eviction API applies it, read from the PDB's status (real objects).
+    #[test]
+    fn the_budget_is_read_from_the_pdb_status() {
+        let before: PodDisruptionBudget = serde_json::from_value(sample("pdb.json")).unwrap();
+        let b = Budget::of(&before, 99).unwrap();
+        assert_eq!((b.expected, b.desired_healthy, b.allowed_unavailable(), b.status), (3, 2, 1, Some((3, 1))), "status wins over the replicas given");
+        assert_eq!(b.describe(), "web maxUnavailable 1: 2 of 3 Pods must stay healthy, so 1 may be unavailable at once; before the drain 3 were healthy and 1 disruption(s) allowed");
+        let after: PodDisruptionBudget = serde_json::from_value(sample("pdb-after-eviction.json")).unwrap();
+        let b = Budget::of(&after, 3).unwrap();
+        assert_eq!((b.allowed_unavailable(), b.status), (1, Some((2, 0))));
+    }
+
+    #[test]
+    fn min_available_and_percentages_are_budgets_too() {
+        // minAvailable 2 of 3: one may go, as with maxUnavailable 1.
+        let b = Budget::of(&pdb_with("minAvailable", 2.into(), Some((3, 2, 3, 1))), 3).unwrap();
+        assert_eq!((b.spelt.as_str(), b.allowed_unavailable()), ("minAvailable 2", 1));
+        // minAvailable 1 of 3 lets two go at once.
+        let b = Budget::of(&pdb_with("minAvailable", 1.into(), Some((3, 1, 3, 2))), 3).unwrap();
+        assert_eq!(b.allowed_unavailable(), 2);
+        // Spec only (a status not written yet): resolved against the replicas as the controller does.
+        assert_eq!(Budget::of(&pdb_with("minAvailable", "50%".into(), None), 4).unwrap().allowed_unavailable(), 2);
+        assert_eq!(Budget::of(&pdb_with("minAvailable", "51%".into(), None), 4).unwrap().allowed_unavailable(), 1);
+        assert_eq!(Budget::of(&pdb_with("maxUnavailable", "34%".into(), None), 3).unwrap().allowed_unavailable(), 2);
+        // A status of an older generation is not trusted.
+        let mut stale = pdb_with("minAvailable", 2.into(), Some((3, 1, 3, 2)));
+        stale.metadata.generation = Some(2);
+        assert_eq!(Budget::of(&stale, 3).unwrap().allowed_unavailable(), 1);
+    }
+
+    #[test]
+    fn a_min_available_budget_is_judged_and_named_in_the_reason() {
+        let b = Budget::of(&pdb_with("minAvailable", 1.into(), Some((3, 1, 3, 2))), 3).unwrap();
+        let want = Expect { max_unavailable: b.allowed_unavailable(), desired: 3, pdb: "web".into(), budget: b.describe() };
+        // Two of three down at once is what minAvailable 1 allows.
+        let mut p = three_ready();
+        p.at(T0 + 1_000, "web-57d8bfc944-a", true, true);
+        p.at(T0 + 1_000, "web-57d8bfc944-b", true, true);
+        p.at(T0 + 40_000, "web-57d8bfc944-x", true, false);
+        p.at(T0 + 41_000, "web-57d8bfc944-y", true, false);
+        let obs = Observed {
+            attempts: attempts(&[(T0 + 900, "web-57d8bfc944-a", evicted()), (T0 + 900, "web-57d8bfc944-b", evicted()), (T0 + 900, "web-57d8bfc944-c", blocked())]),
+            drained: vec![
+                ("web-57d8bfc944-a".into(), PodDrain::Gone { gone_ms: T0 + 24_000 }),
+                ("web-57d8bfc944-b".into(), PodDrain::Gone { gone_ms: T0 + 24_000 }),
+                ("web-57d8bfc944-c".into(), PodDrain::Blocked),
+            ],
+            steps: unavailability(&p.entries, &prefixes(), 3, T0, T0 + 50_000),
+            ..single_node_with_budget()
+        };
+        let v = judge(&obs, &want);
+        assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+        assert!(v.reason.contains("never more than 2 of 3 Pods unavailable (budget web minAvailable 1: 1 of 3 Pods must stay healthy, so 2 may be unavailable at once; before the drain 3 were healthy and 2 disruption(s) allowed)"), "{}", v.reason);
+        assert_eq!((v.metrics["unavailable_max"], v.metrics["allowed_unavailable"]), (2.0, 2.0));
+        // The same drain held to maxUnavailable 1 fails, and says what the budget allowed.
+        let v = judge(&obs, &expect());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reason.contains("the budget allows 1 (web maxUnavailable 1: 2 of 3 Pods must stay healthy"), "{}", v.reason);
     }
 
     #[test]
@@ -688,7 +852,8 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
         assert!(v.reason.starts_with("vm was the only room for these Pods, so the drain could not finish"), "{}", v.reason);
         assert!(v.reason.contains("1 evictions accepted, 2 refused with 429 (14 times) and retried (The disruption budget web needs 2 healthy pods and has 2 currently)"), "{}", v.reason);
-        assert!(v.reason.contains("never more than 1 of 3 Pods unavailable (maxUnavailable 1); 0 of 900 requests failed; all 3 ready 13s after the uncordon"), "{}", v.reason);
+        assert!(v.reason.contains("never more than 1 of 3 Pods unavailable (budget web maxUnavailable 1: 2 of 3 Pods must stay healthy, so 1 may be unavailable at once; before the drain 3 were healthy and 1 disruption(s) allowed); 0 of 900 requests failed; all 3 ready 13s after the uncordon"), "{}", v.reason);
+        assert_eq!(v.metrics["allowed_unavailable"], 1.0);
         assert_eq!(v.metrics["unavailable_max"], 1.0);
         assert_eq!(v.metrics["evictions_429"], 14.0);
         assert!(!v.metrics.contains_key("drain_s"), "a drain that cannot finish has no duration");
@@ -725,8 +890,10 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(
             v.reason,
-            "3 of 3 Pods unavailable at once 0.2s into the drain of vm (maxUnavailable 1; still ready: none): \
-             3 evictions accepted, 0 refused with 429 (0 times); no PodDisruptionBudget protects these Pods"
+            "3 of 3 Pods unavailable at once 0.2s into the drain of vm (still ready: none): \
+             3 evictions accepted, 0 refused with 429 (0 times); no PodDisruptionBudget protects these Pods; \
+             the budget allows 1 (web maxUnavailable 1: 2 of 3 Pods must stay healthy, so 1 may be unavailable at once; \
+             before the drain 3 were healthy and 1 disruption(s) allowed)"
         );
         assert_eq!(v.metrics["unavailable_max"], 3.0);
         assert_eq!(v.metrics["evictions_429"], 0.0);

@@ -1,7 +1,10 @@
 //! `persistence` (shared/STACKS.md): data written through the stack's entry point survives
 //! deleting every Pod of the listed workloads, the database's included, and reads back unchanged.
 //!
-//! How data is written and read depends on the app; `store` in `[checks.params]` says which:
+//! How data is written and read depends on the app; `store` in `[checks.params]` says which
+//! (`seaworthy checks persistence` lists each one's params):
+//! - `http`: any app: an HTTP write (method, path, form or JSON body, expected status) of a value
+//!   unique to the run (`{value}`), then a GET whose body must show it;
 //! - `form-row`: POST a form field to `write_path`, the value then appears in `read_path` (myblog);
 //! - `counter`: each GET of `path` counts one visit, the page says how many (`count_pattern`, with
 //!   one `(\d+)`); the count must carry on (counter);
@@ -14,7 +17,8 @@
 //! must be ready before the next is deleted.
 
 use super::actions::{serving_pods, workload_selector};
-use super::http_probe::{Answer, Body, EntryPoint, form_of, probe_phase};
+use super::http_probe::{Answer, Body, EntryPoint, probe_phase};
+use super::params::{FormPost, HttpRead, HttpWrite, Persistence};
 use super::{CheckContext, Phase, Verdict};
 use crate::observe::now_ms;
 use crate::wait::watch as waits;
@@ -155,10 +159,6 @@ async fn replace_pods(ctx: &CheckContext, workloads: &[String]) -> Result<Vec<St
     Ok(deleted)
 }
 
-fn str_param<'a>(t: &'a toml::Table, key: &str) -> Result<&'a str> {
-    t.get(key).and_then(|v| v.as_str()).with_context(|| format!("check param {key:?} (a string) is missing"))
-}
-
 /// `"PUT /data/{name}"` -> (PUT, "/data/{name}").
 fn method_and_path(s: &str) -> Result<(Method, String)> {
     let (m, p) = s.split_once(' ').with_context(|| format!("{s:?} is not `METHOD /path`"))?;
@@ -195,12 +195,57 @@ async fn read_after(entry: &EntryPoint, path: &str, expect: &Expect) -> Vec<Answ
 /// Written data with its read path, or why it could not be written.
 type Written = std::result::Result<Vec<(String, String, Expect, Answer)>, String>;
 
-async fn write(ctx: &CheckContext, entry: &EntryPoint, marker: &str) -> Result<Written> {
-    let p = &ctx.params;
-    let store = str_param(p, "store")?;
-    match store {
-        "form-row" => {
-            let (write_path, field, read_path) = (str_param(p, "write_path")?, str_param(p, "write_field")?, str_param(p, "read_path")?);
+/// `{value}` replaced with this run's value in every string of a JSON body.
+fn with_value(v: &serde_json::Value, value: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(s.replace("{value}", value)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| with_value(x, value)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), with_value(x, value))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The generic store's write as a request: method, path, headers and body with `{value}` filled.
+pub(crate) fn http_request(w: &HttpWrite, value: &str) -> Result<(Method, String, Vec<(String, String)>, Body)> {
+    let method = Method::from_bytes(w.method.as_bytes()).with_context(|| format!("write.method {:?} is not an HTTP method", w.method))?;
+    let body = match (&w.form, &w.json) {
+        (Some(form), _) => Body::Form(form.iter().map(|(k, v)| (k.clone(), v.replace("{value}", value))).collect()),
+        (None, Some(json)) => Body::Json(with_value(json, value)),
+        (None, None) => Body::Empty,
+    };
+    let headers = w.headers.iter().map(|(k, v)| (k.clone(), v.replace("{value}", value))).collect();
+    Ok((method, w.path.replace("{value}", value), headers, body))
+}
+
+/// Whether the write's answer is the one the store expects: its `status`, else any 2xx.
+pub(crate) fn write_accepted(w: &HttpWrite, a: &Answer) -> bool {
+    match w.status {
+        Some(s) => a.status == Some(s),
+        None => a.is_2xx(),
+    }
+}
+
+async fn http_store(entry: &EntryPoint, w: &HttpWrite, r: &HttpRead, value: &str) -> Result<Written> {
+    let (method, path, headers, body) = http_request(w, value)?;
+    let read_path = r.path.replace("{value}", value);
+    entry.settle(&read_path, Duration::from_secs(30)).await;
+    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let a = entry.send(method.clone(), &path, &header_refs, body, Some(Duration::from_secs(30))).await;
+    if !write_accepted(w, &a) {
+        let want = w.status.map(|s| s.to_string()).unwrap_or_else(|| "a 2xx".into());
+        return Ok(Err(format!("{method} {path} answered {}, not {want}", a.describe())));
+    }
+    let what = format!("the value {value:?} ({method} {path}: {})", a.excerpt(40));
+    let before = read_once(entry, &read_path).await;
+    Ok(Ok(vec![(what, format!("GET {read_path}"), Expect::Contains(r.pattern.replace("{value}", value)), before)]))
+}
+
+async fn write(ctx: &CheckContext, p: &Persistence, entry: &EntryPoint, marker: &str) -> Result<Written> {
+    match p {
+        Persistence::Http { write, read, .. } => http_store(entry, write, read, marker).await,
+        Persistence::FormRow { write_path, write_field, read_path, .. } => {
+            let (write_path, field, read_path) = (write_path.as_str(), write_field.as_str(), read_path.as_str());
             entry.settle(read_path, Duration::from_secs(30)).await;
             let form = BTreeMap::from([(field.to_string(), marker.to_string())]);
             let a = entry.send(Method::POST, write_path, &[], Body::Form(form), None).await;
@@ -211,9 +256,9 @@ async fn write(ctx: &CheckContext, entry: &EntryPoint, marker: &str) -> Result<W
             let before = read_once(entry, read_path).await;
             Ok(Ok(vec![(what, read_path.to_string(), Expect::Contains(marker.to_string()), before)]))
         }
-        "counter" => {
-            let (path, pattern) = (str_param(p, "path")?, str_param(p, "count_pattern")?);
-            let visits = p.get("increments").and_then(|v| v.as_integer()).unwrap_or(5).max(1);
+        Persistence::Counter { path, count_pattern, increments, .. } => {
+            let (path, pattern) = (path.as_str(), count_pattern.as_str());
+            let visits = (*increments).max(1);
             let mut last = read_once(entry, path).await;
             for _ in 1..visits {
                 last = entry.get(path).await;
@@ -224,10 +269,10 @@ async fn write(ctx: &CheckContext, entry: &EntryPoint, marker: &str) -> Result<W
             let what = format!("the count {n} after {visits} visits");
             Ok(Ok(vec![(what, format!("GET {path}"), Expect::Count { pattern: pattern.into(), written: n }, last)]))
         }
-        "pod-files" => {
-            let (put, path) = method_and_path(str_param(p, "write")?)?;
-            let (_, read) = method_and_path(str_param(p, "read")?)?;
-            let (_, selector) = workload_selector(&ctx.stack, str_param(p, "workload")?)?;
+        Persistence::PodFiles { workload, write, read, .. } => {
+            let (put, path) = method_and_path(write)?;
+            let (_, read) = method_and_path(read)?;
+            let (_, selector) = workload_selector(&ctx.stack, workload)?;
             let pods = serving_pods(&ctx.actions.pods(&selector).await?);
             entry.settle(&ctx.stack.spec.entry.path, Duration::from_secs(30)).await;
             // The entry balances the PUTs; keep one file per Pod, until every Pod has one.
@@ -256,18 +301,15 @@ async fn write(ctx: &CheckContext, entry: &EntryPoint, marker: &str) -> Result<W
             }
             Ok(Ok(data))
         }
-        "wordpress-post" => wordpress_post(p, entry, marker).await,
-        other => bail!("check param store = {other:?}: not one of form-row, counter, pod-files, wordpress-post"),
+        Persistence::WordpressPost { setup, login, nonce_path, write_path, read_path, .. } => {
+            wordpress_post(entry, marker, setup, login, (nonce_path, write_path, read_path)).await
+        }
     }
 }
 
-async fn wordpress_post(p: &toml::Table, entry: &EntryPoint, marker: &str) -> Result<Written> {
-    let setup = p.get("setup").and_then(|v| v.as_table()).context("check param setup (path, form) is missing")?;
-    let login = p.get("login").and_then(|v| v.as_table()).context("check param login (path, form) is missing")?;
-    let (nonce_path, write_path, read_path) = (str_param(p, "nonce_path")?, str_param(p, "write_path")?, str_param(p, "read_path")?);
-    let form = |t: &toml::Table| -> Result<BTreeMap<String, String>> { form_of(t.get("form").context("form is missing")?) };
-
-    let setup_path = str_param(setup, "path")?;
+async fn wordpress_post(entry: &EntryPoint, marker: &str, setup: &FormPost, login: &FormPost, (nonce_path, write_path, read_path): (&str, &str, &str)) -> Result<Written> {
+    let form = |f: &FormPost| -> Result<BTreeMap<String, String>> { Ok(f.form.clone()) };
+    let setup_path = setup.path.as_str();
     // The installer's page, not its step 2: a GET must not start an install.
     entry.settle(setup_path.split('?').next().unwrap_or(setup_path), Duration::from_secs(30)).await;
     // The installer creates every table: far slower than a page.
@@ -275,7 +317,7 @@ async fn wordpress_post(p: &toml::Table, entry: &EntryPoint, marker: &str) -> Re
     if a.status != Some(200) {
         return Ok(Err(format!("installing WordPress: POST {setup_path} answered {}", a.describe())));
     }
-    let login_path = str_param(login, "path")?;
+    let login_path = login.path.as_str();
     let a = entry.send(Method::POST, login_path, &[], Body::Form(form(login)?), None).await;
     let cookies = a.cookies.join("; ");
     if a.status != Some(302) || !cookies.contains("wordpress_logged_in_") {
@@ -298,19 +340,14 @@ async fn wordpress_post(p: &toml::Table, entry: &EntryPoint, marker: &str) -> Re
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let workloads: Vec<String> = ctx
-        .params
-        .get("delete")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .filter(|v: &Vec<String>| !v.is_empty())
-        .with_context(|| format!("stack {}: check param `delete` (workloads whose Pods are deleted) is missing", ctx.stack.name()))?;
+    let p: Persistence = ctx.params_as()?;
+    let workloads: Vec<String> = p.delete().to_vec();
     let entry = EntryPoint::of(ctx)?;
     let marker = format!("seaworthy-{}", now_ms());
     let mut phases: Vec<Phase> = Vec::new();
 
     let t = now_ms();
-    let written = write(ctx, &entry, &marker).await?;
+    let written = write(ctx, &p, &entry, &marker).await?;
     phases.push(probe_phase(&ctx.log, "write", t));
     let written = match written {
         Ok(w) => w,
@@ -539,5 +576,85 @@ mod tests {
             assert_eq!(data_on_empty_dir(&variant), 1, "{name}: {negative}");
         }
         assert_eq!(method_and_path("PUT /data/{name}").unwrap(), (Method::PUT, "/data/{name}".to_string()));
+    }
+
+    /// A notes app on loopback: POST /notes (form `text` or JSON {"text"}) answers 201 and keeps
+    /// the text; GET /notes lists every text kept. Enough HTTP/1.1 for reqwest.
+    async fn notes_app() -> (String, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut notes: Vec<String> = Vec::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), String::new());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                        if body.len() >= len {
+                            break (head.to_string(), body.to_string());
+                        }
+                    }
+                };
+                let (status, reply) = if head.starts_with("POST /notes") {
+                    let text = if head.to_ascii_lowercase().contains("application/json") {
+                        serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["text"].as_str().map(str::to_string))
+                    } else {
+                        body.split('&').find_map(|kv| kv.strip_prefix("text=")).map(|v| v.replace('+', " "))
+                    };
+                    match text {
+                        Some(t) => {
+                            notes.push(t);
+                            ("201 Created", format!("note {}", notes.len()))
+                        }
+                        None => ("400 Bad Request", "no text".to_string()),
+                    }
+                } else {
+                    ("200 OK", notes.iter().map(|n| format!("<li>{n}</li>")).collect::<String>())
+                };
+                let _ = conn
+                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Seaworthy-Backend: notes-0\r\nConnection: close\r\n\r\n{reply}", reply.len()).as_bytes())
+                    .await;
+            }
+        });
+        (url, server)
+    }
+
+    fn store(text: &str) -> (HttpWrite, HttpRead) {
+        match crate::checks::params::parse::<Persistence>(&text.parse().unwrap()).unwrap() {
+            Persistence::Http { write, read, .. } => (write, read),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The generic store against a real server: the value of this run is written as a form and
+    /// as JSON, read back through the page, and a write answered otherwise than declared fails.
+    #[tokio::test]
+    async fn the_generic_http_store_writes_a_unique_value_and_reads_it_back() {
+        let (url, server) = notes_app().await;
+        let entry = EntryPoint::new(&url, None).unwrap();
+        let (w, r) = store("store = \"http\"\ndelete = [\"notes\"]\nwrite = { path = \"/notes\", form = { text = \"{value}\" }, status = 201 }\nread = { path = \"/notes\", pattern = \"<li>{value}</li>\" }");
+        let written = http_store(&entry, &w, &r, "seaworthy-1").await.unwrap().unwrap();
+        let (what, read, expect, before) = &written[0];
+        assert_eq!((read.as_str(), expect), ("GET /notes", &Expect::Contains("<li>seaworthy-1</li>".into())));
+        assert!(what.starts_with("the value \"seaworthy-1\" (POST /notes: note 1)"), "{what}");
+        assert!(before.is_2xx() && before.body.contains("<li>seaworthy-1</li>"), "{before:?}");
+
+        let (w, r) = store("store = \"http\"\ndelete = [\"notes\"]\nwrite = { method = \"POST\", path = \"/notes\", json = { text = \"{value}\", tags = [\"a\"] } }\nread = { path = \"/notes\" }");
+        let written = http_store(&entry, &w, &r, "seaworthy-2").await.unwrap().unwrap();
+        assert!(written[0].3.body.contains("<li>seaworthy-2</li>"), "{:?}", written[0].3);
+
+        // The app refuses the write (no `text` field): reported with its answer, not read.
+        let (w, r) = store("store = \"http\"\ndelete = [\"notes\"]\nwrite = { path = \"/notes\", form = { note = \"{value}\" } }\nread = { path = \"/notes\" }");
+        let why = http_store(&entry, &w, &r, "seaworthy-3").await.unwrap().unwrap_err();
+        assert!(why.starts_with("POST /notes answered 400 from notes-0 \"no text\", not a 2xx"), "{why}");
+        server.abort();
     }
 }

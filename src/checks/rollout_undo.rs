@@ -26,11 +26,6 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 /// The API server's default for spec.revisionHistoryLimit.
 const DEFAULT_HISTORY_LIMIT: i32 = 10;
-/// Requests per second unless the check's `rps` says otherwise. myblog's Pods (100m CPU, two sync
-/// gunicorn workers) serve about 4 req/s each; at 5 req/s across two or three Pods the load
-/// measures the rollouts, not the app's capacity, and a request every 200 ms still places a
-/// failure burst next to the Pod whose termination caused it.
-const DEFAULT_RPS: f64 = 5.0;
 
 /// One of the two rolling updates (set image, then the undo), wall-clock ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,18 +340,9 @@ async fn undo_under_load(ctx: &CheckContext, workload: &Workload, update: &Image
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let deployment = ctx.param_str("deployment")?;
-    let container = ctx.param_str("container")?;
-    let image = ctx.param_str("image")?;
-    let versions: Vec<String> = ctx
-        .params
-        .get("versions")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let [from, to] = versions.as_slice() else {
-        bail!("stack {}: check param `versions` must be [from, to]", ctx.stack.name());
-    };
+    let p: super::params::RolloutUndo = ctx.params_as()?;
+    let (deployment, container, image) = (p.deployment.clone(), p.container.clone(), p.image.clone());
+    let [from, to] = &p.versions;
     let workload = Workload::find(&ctx.stack, &deployment)?;
     if workload.kind != "Deployment" {
         bail!("stack {}: rollout undo acts on a Deployment, and {deployment} is a {}", ctx.stack.name(), workload.kind);
@@ -368,8 +354,8 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
 
     // Long enough for two rollouts and their Pods' grace periods; the check stops it.
     let longest = ctx.timeouts.rollout * 6 + Duration::from_secs(120);
-    let cfg = ctx.load_config(ctx.params.get("path").and_then(|v| v.as_str()), Schedule::constant(ctx.param_f64("rps", DEFAULT_RPS), longest)?);
-    let hold = Duration::from_secs_f64(ctx.param_f64("hold_s", 5.0));
+    let cfg = ctx.load_config(p.path.as_deref(), Schedule::constant(p.rps, longest)?);
+    let hold = Duration::from_secs_f64(p.hold_s);
     let run = undo_under_load(ctx, &workload, &update, cfg, hold).await?;
     let (d, rss) = current(ctx, &deployment).await?;
     Ok(judge(&Observed { run, v1_replica_set, deployment: d, replica_sets: rss, zero_failures: promises_zero_5xx(&ctx.stack) }))

@@ -11,6 +11,7 @@
 //! `stale-dns-proxy`, which runs the same update behind a proxy.
 
 use super::context::CheckContext;
+use super::params::RolloutZero5xx;
 use super::timeline::{describe, failure_clusters, succeeded};
 use super::verdict::{FailureCluster, Phase, Verdict};
 use crate::observe::{Entry, Source, now_ms};
@@ -22,27 +23,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let workload = Workload::from_params(ctx)?;
-    let update = ImageUpdate::from_params(ctx, &workload)?;
-    let rps = ctx.param_f64("rps", 20.0);
-    let mut loads = vec![("rollout".to_string(), load(ctx, ctx.params.get("path").and_then(|v| v.as_str()), rps)?)];
+    let p: RolloutZero5xx = ctx.params_as()?;
+    let workload = Workload::find(&ctx.stack, &p.workload)?;
+    let update = ImageUpdate::new(&ctx.stack, &workload, &p.image, &p.from, &p.to, &p.containers())?;
+    let mut loads = vec![("rollout".to_string(), load(ctx, p.path.as_deref(), p.rps)?)];
     // Requests that last a second are in flight whenever a Pod stops: a drained stop finishes
     // them, an abrupt one cuts them. Fast requests alone could slip between two kills.
-    if let Some(path) = slow_path(ctx) {
-        loads.push(("rollout, slow requests".to_string(), load(ctx, Some(&path), ctx.param_f64("slow_rps", 2.0))?));
+    if let Some(path) = slow_path(ctx, &p) {
+        loads.push(("rollout, slow requests".to_string(), load(ctx, Some(&path), p.slow_rps)?));
     }
-    let lead = Duration::from_secs_f64(ctx.param_f64("lead_s", 5.0));
-    let tail = Duration::from_secs_f64(ctx.param_f64("tail_s", 5.0));
+    let lead = Duration::from_secs_f64(p.lead_s);
+    let tail = Duration::from_secs_f64(p.tail_s);
     let run = update_under_load(ctx, &workload, &update, loads, lead, tail).await?;
     Ok(judge_rollout(&run))
 }
 
 /// `slow_path` (a path of its own) or `slow_query` (added to the entry path).
-fn slow_path(ctx: &CheckContext) -> Option<String> {
-    if let Some(p) = ctx.params.get("slow_path").and_then(|v| v.as_str()) {
-        return Some(p.to_string());
+fn slow_path(ctx: &CheckContext, p: &RolloutZero5xx) -> Option<String> {
+    if let Some(path) = &p.slow_path {
+        return Some(path.clone());
     }
-    let query = ctx.params.get("slow_query").and_then(|v| v.as_str())?;
+    let query = p.slow_query.as_deref()?;
     let base = &ctx.stack.spec.entry.path;
     Some(format!("{base}{}{query}", if base.contains('?') { '&' } else { '?' }))
 }
@@ -63,15 +64,6 @@ pub(super) struct Workload {
 }
 
 impl Workload {
-    /// From the check's `workload` (or `deployment` / `statefulset`) param.
-    pub(super) fn from_params(ctx: &CheckContext) -> Result<Workload> {
-        let name = ["workload", "deployment", "statefulset"]
-            .into_iter()
-            .find_map(|k| ctx.params.get(k).and_then(|v| v.as_str()))
-            .ok_or_else(|| anyhow!("stack {}: check param `workload` (or `deployment`) is missing from stack.toml", ctx.stack.name()))?;
-        Workload::find(&ctx.stack, name)
-    }
-
     pub(super) fn find(stack: &Stack, name: &str) -> Result<Workload> {
         let (kind, selector) = super::actions::workload_selector(stack, name)?;
         Ok(Workload { kind, name: name.to_string(), selector })
@@ -103,17 +95,6 @@ pub(super) struct ImageUpdate {
 }
 
 impl ImageUpdate {
-    pub(super) fn from_params(ctx: &CheckContext, workload: &Workload) -> Result<ImageUpdate> {
-        let names: Vec<String> = match ctx.params.get("containers") {
-            Some(toml::Value::Array(list)) => list
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("check param `containers` must list container names")))
-                .collect::<Result<_>>()?,
-            _ => vec![ctx.param_str("container")?],
-        };
-        ImageUpdate::new(&ctx.stack, workload, &ctx.param_str("image")?, &ctx.param_str("from")?, &ctx.param_str("to")?, &names)
-    }
-
     /// Checked against the manifest: each container must run `image:from` now, or the update
     /// would not be the v1 -> v2 the verdict talks about.
     pub(super) fn new(stack: &Stack, workload: &Workload, image: &str, from: &str, to: &str, names: &[String]) -> Result<ImageUpdate> {

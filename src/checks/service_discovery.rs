@@ -117,13 +117,11 @@ pub fn judge(obs: &Observed, want: &Want) -> Verdict {
 }
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let app = ctx.param_str("deployment")?;
-    let path = ctx.params.get("path").and_then(|v| v.as_str()).unwrap_or(&ctx.stack.spec.entry.path).to_string();
-    let want = Want {
-        status: ctx.params.get("expect_status").and_then(|v| v.as_integer()).map(|s| s as u16).unwrap_or(200),
-        body: ctx.params.get("expect_body").and_then(|v| v.as_str()).map(str::to_string),
-    };
-    let app_ready = Duration::from_secs_f64(ctx.param_f64("app_ready_s", ctx.timeouts.ready.as_secs_f64()));
+    let p: super::params::ServiceDiscovery = ctx.params_as()?;
+    let app = p.deployment.clone();
+    let path = p.path.clone().unwrap_or_else(|| ctx.stack.spec.entry.path.clone());
+    let want = Want { status: p.expect_status, body: p.expect_body.clone() };
+    let app_ready = Duration::from_secs_f64(p.app_ready_s.unwrap_or(ctx.timeouts.ready.as_secs_f64()));
     let (_, selector) = workload_selector(&ctx.stack, &app)?;
     let t = now_ms();
 
@@ -148,7 +146,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
             if crate::wait::pods::pod_ready(&pod).is_done() {
                 continue;
             }
-            let containers = match ctx.params.get("init_container").and_then(|v| v.as_str()) {
+            let containers = match p.init_container.as_deref() {
                 Some(c) => vec![c.to_string()],
                 None => blocking_containers(&pod),
             };

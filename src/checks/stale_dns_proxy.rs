@@ -17,14 +17,15 @@ use anyhow::Result;
 use std::time::Duration;
 
 pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
-    let proxy = ctx.param_str("proxy")?;
+    let p: super::params::StaleDnsProxy = ctx.params_as()?;
+    let proxy = p.proxy.clone();
     // The proxy must be a workload of the stack: a typo would otherwise test nothing in particular.
     Workload::find(&ctx.stack, &proxy)?;
-    let workload = Workload::from_params(ctx)?;
-    let update = ImageUpdate::from_params(ctx, &workload)?;
-    let loads = vec![("through the proxy".to_string(), load(ctx, ctx.params.get("path").and_then(|v| v.as_str()), ctx.param_f64("rps", 20.0))?)];
-    let lead = Duration::from_secs_f64(ctx.param_f64("lead_s", 5.0));
-    let tail = Duration::from_secs_f64(ctx.param_f64("tail_s", 20.0));
+    let workload = Workload::find(&ctx.stack, &p.workload)?;
+    let update = ImageUpdate::new(&ctx.stack, &workload, &p.image, &p.from, &p.to, &p.containers())?;
+    let loads = vec![("through the proxy".to_string(), load(ctx, p.path.as_deref(), p.rps)?)];
+    let lead = Duration::from_secs_f64(p.lead_s);
+    let tail = Duration::from_secs_f64(p.tail_s);
     let run = update_under_load(ctx, &workload, &update, loads, lead, tail).await?;
     Ok(judge_stale_dns(&run, &proxy))
 }
