@@ -205,3 +205,121 @@ fn a_folder_without_stack_toml_is_refused_plainly() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("neither a stack folder nor a shipped stack"), "{out}");
 }
+
+/// The copy's stack.toml with `from` replaced by `to` (which must be there to replace).
+fn edit_toml(copy: &Copy, from: &str, to: &str) {
+    let toml = copy.dir.join("stack.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains(from), "phpdemo's stack.toml has no {from:?}");
+    std::fs::write(&toml, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_misspelt_check_param_is_refused_with_the_nearest_valid_key() {
+    let copy = Copy::new();
+    edit_toml(&copy, "slow_query = \"sleep=1\"\n", "slow_query = \"sleep=1\"\nrsp = 40\n");
+    copy.fails_with(&["stack.toml", "(check rollout-zero-5xx)", "checks[1].params.rsp", "unknown parameter", "did you mean `rps`?", "seaworthy checks rollout-zero-5xx"]);
+}
+
+#[test]
+fn a_check_param_of_the_wrong_type_is_refused_with_what_was_expected() {
+    let copy = Copy::new();
+    edit_toml(&copy, "slow_query = \"sleep=1\"\n", "slow_query = \"sleep=1\"\nrps = \"40\"\n");
+    copy.fails_with(&["stack.toml", "(check rollout-zero-5xx)", "checks[1].params.rps", "expected a number, found string \"40\""]);
+    let copy = Copy::new();
+    edit_toml(&copy, "image = \"phpdemo-code\"\nversions = [\"v1\", \"v2\"]", "image = \"phpdemo-code\"\nversions = [\"v1\"]");
+    copy.fails_with(&["(check rollout-undo)", "checks[2].params.versions", "expected an array of length 2, found 1 item(s)"]);
+}
+
+#[test]
+fn a_missing_check_param_is_refused() {
+    let copy = Copy::new();
+    edit_toml(&copy, "configmap = \"phpdemo-config\"\n", "");
+    copy.fails_with(&["stack.toml", "(check config-override)", "checks[0].params.configmap", "missing: this parameter is required"]);
+    let copy = Copy::new();
+    edit_toml(&copy, "name = \"config-override\"", "name = \"config-overide\"");
+    copy.fails_with(&["checks[0].name", "unknown check \"config-overide\"", "did you mean \"config-override\"?"]);
+}
+
+fn own_stack() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data/own-stack")
+}
+
+/// Every key (dotted for nested tables, not inside free-form maps such as forms) of a params table.
+fn keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let key = format!("{prefix}{k}");
+        if let toml::Value::Table(inner) = v
+            && !["form", "headers", "data", "json"].contains(&k.as_str())
+        {
+            keys(inner, &format!("{key}."), out);
+        }
+        out.push(key);
+    }
+}
+
+/// The README's own-stack example: a stack folder outside fixtures/ lints clean, each variant
+/// renders and validates, and `seaworthy checks` documents every parameter it uses.
+#[test]
+fn a_stack_of_ones_own_lints_renders_and_is_documented() {
+    let dir = own_stack();
+    let (code, out) = seaworthy(&["fixtures", "lint", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok      own-stack: 6 objects, 2 images, 3 checks, 3 variants"), "{out}");
+    let stack = seaworthy::stack::Stack::load(&dir).unwrap();
+    for name in stack.spec.variants.keys() {
+        let v = stack.variant(name).unwrap_or_else(|e| panic!("variant {name}: {e:#}"));
+        assert_ne!(v.objects.iter().map(|o| o.raw.clone()).collect::<Vec<_>>(), stack.objects.iter().map(|o| o.raw.clone()).collect::<Vec<_>>(), "{name} changes nothing");
+    }
+    // Its PDB says minAvailable, which pdb-drain must take.
+    assert!(stack.objects.iter().any(|o| o.raw.pointer("/spec/minAvailable").is_some()));
+    for check in &stack.spec.checks {
+        let (code, doc) = seaworthy(&["checks", &check.name]);
+        assert_eq!(code, 0, "{doc}");
+        let mut used = Vec::new();
+        keys(&check.params, "", &mut used);
+        for key in used {
+            assert!(doc.lines().any(|l| l.trim_start().starts_with(&format!("{key} "))), "`seaworthy checks {}` does not document {key}:\n{doc}", check.name);
+        }
+    }
+    let (code, all) = seaworthy(&["checks"]);
+    assert_eq!(code, 0);
+    assert_eq!(all.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()).count(), 10, "ten checks:\n{all}");
+}
+
+fn schema() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.schema.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_shipped_schema_is_the_generated_one() {
+    let (code, out) = seaworthy(&["schema"]);
+    assert_eq!(code, 0);
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.schema.json")).unwrap();
+    assert_eq!(out.trim_end(), shipped.trim_end(), "stack.schema.json is stale: run `cargo run -- schema > stack.schema.json`");
+}
+
+fn toml_as_json(path: &Path) -> serde_json::Value {
+    let t: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    serde_json::to_value(t).unwrap()
+}
+
+#[test]
+fn the_schema_accepts_every_shipped_stack_and_refuses_a_misspelt_param() {
+    let validator = jsonschema::validator_for(&schema()).expect("a valid JSON Schema");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("stack.toml").is_file()).collect();
+    assert_eq!(dirs.len(), 6);
+    dirs.push(own_stack());
+    for dir in &dirs {
+        let doc = toml_as_json(&dir.join("stack.toml"));
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "{}: {}", dir.display(), errors.join("\n"));
+    }
+    let mut doc = toml_as_json(&fixtures().join("wordpress/stack.toml"));
+    let drain = doc["checks"].as_array_mut().unwrap().iter_mut().find(|c| c["name"] == "pdb-drain").unwrap();
+    drain["params"]["rsp"] = 40.into();
+    assert!(!validator.is_valid(&doc), "a misspelt param passes the schema");
+    let mut doc = toml_as_json(&fixtures().join("wordpress/stack.toml"));
+    doc["checks"][0]["params"]["rps"] = "20".into();
+    assert!(!validator.is_valid(&doc), "a string rate passes the schema");
+}

@@ -127,6 +127,10 @@ fn explain(params: &toml::Table, path: &str, serde_msg: &str) -> ParamError {
         let (got, want) = rest.split_once(", expected ").unwrap_or((rest, "?"));
         return ParamError { key: path.to_string(), message: format!("expected {}, found {got}", plain_type(want)) };
     }
+    if let Some(rest) = serde_msg.strip_prefix("invalid length ") {
+        let (n, want) = rest.split_once(", expected ").unwrap_or((rest, "?"));
+        return ParamError { key: path.to_string(), message: format!("expected {want}, found {n} item(s)") };
+    }
     ParamError { key: path.to_string(), message: serde_msg.to_string() }
 }
 
@@ -811,6 +815,11 @@ pub fn stack_schema() -> serde_json::Value {
     v
 }
 
+/// The schema as shipped in stack.schema.json (pretty, keys sorted).
+pub fn stack_schema_text() -> String {
+    serde_json::to_string_pretty(&stack_schema()).expect("a JSON value serializes")
+}
+
 /// `[[checks]]`: one alternative per check, so that an editor completes the params of the check
 /// named.
 pub(crate) fn check_spec_schema(generator: &mut SchemaGenerator) -> Schema {
@@ -970,9 +979,12 @@ pub fn render_docs(only: Option<&str>) -> Result<String, String> {
                 let when = match (&p.default, p.required) {
                     (Some(d), _) => format!("default {d}"),
                     (None, true) => "required".to_string(),
+                    (None, false) if ["workload", "deployment", "statefulset"].contains(&p.key.as_str()) && p.meaning.contains("workload") || p.key == "workload" => {
+                        "one of workload/deployment/statefulset".to_string()
+                    }
                     (None, false) => "optional".to_string(),
                 };
-                out.push_str(&format!("    {:<22} {:<18} {:<16} {}\n", p.key, p.kind, when, p.meaning));
+                out.push_str(&format!("    {:<22} {:<18} {:<18} {}\n", p.key, p.kind, when, p.meaning));
             }
         }
         out.push('\n');

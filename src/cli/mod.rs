@@ -35,6 +35,14 @@ pub enum Command {
     /// List and validate the example stacks.
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
+    /// Every check (or one) with its stack.toml params: type, default, meaning.
+    Checks {
+        /// A check's name, e.g. pdb-drain.
+        name: Option<String>,
+    },
+    /// Print the JSON Schema of stack.toml (shipped as stack.schema.json; editors use it through
+    /// a `#:schema` line).
+    Schema,
 }
 
 /// Run the parsed command; the result is the process exit code.
@@ -47,5 +55,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Load(args) => tokio::runtime::Runtime::new()?.block_on(crate::traffic::cli::run_cli(args)),
         Command::Report(cmd) => report::run(cmd),
         Command::Images(cmd) => images::run(cmd),
+        Command::Checks { name } => match crate::checks::params::render_docs(name.as_deref()) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(2)
+            }
+        },
+        Command::Schema => {
+            println!("{}", crate::checks::params::stack_schema_text());
+            Ok(0)
+        }
     }
 }
