@@ -555,3 +555,124 @@ fn merge_makes_one_run_of_the_suites_cases_and_a_missing_case_is_no_pass() {
     assert!(table.contains("skipped") && table.contains("did not run"), "{table}");
     assert_eq!(RunReport::load(&out_json).unwrap().totals().skipped, 1);
 }
+
+fn tests_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data").join(name)
+}
+
+fn render(json: &Path, html: &Path) -> String {
+    let out = seaworthy(&["report".as_ref(), "render".as_ref(), json.as_os_str(), "--html".as_ref(), html.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(html).unwrap()
+}
+
+/// The cells of the table row whose first cell is `first`.
+fn row_cells<'a>(html: &'a str, first: &str) -> Vec<&'a str> {
+    let at = html.find(&format!("<tr><td>{first}</td>")).unwrap_or_else(|| panic!("no row {first}"));
+    let row = &html[at..at + html[at..].find("</tr>").unwrap()];
+    row.split("<td").skip(1).map(|c| &c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()]).collect()
+}
+
+/// A real run's page: one line per check (stack, check, outcome, the number that decided it,
+/// the negative control), the reason folded under it; nginx's 502s, which carry no backend
+/// header, counted on the Pods their clusters name; no chart for the phases without traffic.
+#[test]
+fn a_lab_run_leads_with_one_line_per_check_and_counts_failures_without_a_backend_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = render(&tests_data("lab-run-phpdemo-config-override.json"), &dir.path().join("r.html"));
+    assert!(html.contains("<tr><th>stack</th><th>check</th><th>outcome</th><th>decided by</th><th>negative control</th></tr>"), "{html}");
+    let line = &html[html.find("<tr class=\"result fail\">").unwrap()..];
+    let line = &line[..line.find("</tr>").unwrap()];
+    assert_eq!(
+        line,
+        "<tr class=\"result fail\"><td>phpdemo</td><td>config-override</td><td><span class=\"badge fail\">fail</span></td><td>baked_in_served = 0</td><td>no-configmap: skipped</td>"
+    );
+    assert!(html.contains("<tr class=\"why\"><td colspan=\"5\"><details><summary>8 of 332 requests during the rollout restart were not 2xx (502 x8)"), "the reason folds under the line");
+    // 8 failed, none with a header: 7 on trpjt, 1 on j8bvz, as the failure clusters say.
+    assert_eq!(row_cells(&html, "phpdemo-6b9f5c688b-trpjt")[3..5], ["0", "7"]);
+    assert_eq!(row_cells(&html, "phpdemo-6b9f5c688b-j8bvz")[3..5], ["0", "1"]);
+    assert_eq!(row_cells(&html, "phpdemo-685658499-59cq4")[3..5], ["0", "0"]);
+    // Three phases, one with traffic and two with neither traffic nor events: one chart.
+    assert_eq!(html.matches("<article class=\"phase\"").count(), 3);
+    assert_eq!(html.matches("<svg class=\"timeline\"").count(), 1);
+    assert_eq!(html.matches("No traffic and no Kubernetes event in this phase.").count(), 2);
+
+    // Failures no cluster names go to an "unnamed" row.
+    let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tests_data("lab-run-phpdemo-config-override.json")).unwrap()).unwrap();
+    r["results"][0]["good"]["phases"][1]["failure_clusters"] = serde_json::json!([]);
+    let json = dir.path().join("unclustered.json");
+    std::fs::write(&json, r.to_string()).unwrap();
+    let html = render(&json, &dir.path().join("u.html"));
+    assert_eq!(row_cells(&html, "unnamed")[3..5], ["0", "8"]);
+}
+
+/// The page of a whole run, every fold open, fits a 1300 px window: long evidence paths and
+/// event lines wrap instead of widening the page.
+#[test]
+fn a_full_run_does_not_scroll_sideways_at_1300px() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tests_data("lab-run-single-node.json")).unwrap()).unwrap();
+    for res in r["results"].as_array_mut().unwrap() {
+        let name = format!("{}-{}", res["stack"].as_str().unwrap(), res["check"].as_str().unwrap());
+        for pointer in ["/good/evidence", "/negative/1/evidence"] {
+            if let Some(e) = res.pointer_mut(pointer).filter(|e| !e.is_null()) {
+                *e = format!("/home/someone/src/seaworthy/artifacts/run-e734c2/sw-{name}-e734c2").into();
+            }
+        }
+    }
+    let json = dir.path().join("run.json");
+    std::fs::write(&json, r.to_string()).unwrap();
+    let html = render(&json, &dir.path().join("report.html"));
+    if !tool("chromium", "chromium") {
+        return;
+    }
+    // A copy that may run one script: open every fold and write the page's widths in the title.
+    let probe = dir.path().join("probe.html");
+    let csp = html.find("<meta http-equiv=\"Content-Security-Policy\"").unwrap();
+    let csp_end = csp + html[csp..].find("/>").unwrap() + 2;
+    let script = "<script>for (const d of document.querySelectorAll('details')) d.open = true; \
+                  document.title = 'widths ' + document.documentElement.scrollWidth + ' ' + document.documentElement.clientWidth;</script>";
+    std::fs::write(&probe, format!("{}{}", &html[..csp], html[csp_end..].replace("</body>", &format!("{script}</body>")))).unwrap();
+    let dom = chromium(dir.path(), &probe, &["--dump-dom".into(), "--window-size=1300,900".into()]);
+    let text = String::from_utf8_lossy(&dom.stdout);
+    let title = text.split("<title>widths ").nth(1).map(|t| &t[..t.find('<').unwrap()]).unwrap_or_else(|| panic!("no widths: {}", String::from_utf8_lossy(&dom.stderr)));
+    let w: Vec<u32> = title.split(' ').map(|n| n.parse().unwrap()).collect();
+    assert!(w[0] <= w[1], "the page is {} px wide in a {} px window", w[0], w[1]);
+}
+
+/// `seaworthy load --json` summaries are runs of one phase: the page, the JUnit and the
+/// regression gate work on them, and a file that is neither is refused saying so.
+#[test]
+fn a_load_summary_renders_and_compares_as_a_run_of_one_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = runs();
+    let write = |name: &str, v: &Verdict| {
+        let path = dir.path().join(name);
+        // What `seaworthy load --json` writes: the summary, pretty-printed.
+        std::fs::write(&path, serde_json::to_string_pretty(v.phases[0].traffic.as_ref().unwrap()).unwrap()).unwrap();
+        path
+    };
+    let (clean, killed) = (write("clean.json", &r.clean_a), write("killed.json", &r.killed));
+    let page = dir.path().join("load.html");
+    let junit = dir.path().join("load.xml");
+    let out = seaworthy(&["report".as_ref(), "render".as_ref(), killed.as_os_str(), "--html".as_ref(), page.as_os_str(), "--junit".as_ref(), junit.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<td>load</td><td>load</td><td><span class=\"badge fail\">fail</span></td><td>failed = "), "{html}");
+    assert_eq!(html.matches("<svg class=\"timeline\"").count(), 1);
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<testcase name=\"load\""));
+
+    let out = seaworthy(&["report".as_ref(), "compare".as_ref(), clean.as_os_str(), killed.as_os_str()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.lines().any(|l| l.contains("failed_requests") && l.contains("REGRESSED")), "{table}");
+
+    let neither = dir.path().join("neither.json");
+    std::fs::write(&neither, "{\"hello\": 1}").unwrap();
+    for args in [vec!["render".as_ref(), neither.as_os_str(), "--html".as_ref(), page.as_os_str()], vec!["compare".as_ref(), clean.as_os_str(), neither.as_os_str()]] {
+        let out = seaworthy(&[&["report".as_ref()][..], &args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("neither a seaworthy run report") && err.contains("nor a load summary"), "{err}");
+    }
+}

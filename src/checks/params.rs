@@ -862,9 +862,13 @@ pub struct ParamDoc {
     pub meaning: String,
 }
 
+/// One form of a check's params: its tag (`store = "http": ...`), if the check has forms, and
+/// the params it takes.
+pub type ParamForm = (Option<String>, Vec<ParamDoc>);
+
 /// A check's description and parameters; a check whose params come in forms (persistence's
 /// stores) has one list per form, named by its tag.
-pub fn docs(check: &CheckInfo) -> (String, Vec<(Option<String>, Vec<ParamDoc>)>) {
+pub fn docs(check: &CheckInfo) -> (String, Vec<ParamForm>) {
     let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
     let schema = check.schema(&mut generator).to_value();
     let defs = generator.definitions().clone();

@@ -206,8 +206,11 @@ fn with_value(v: &serde_json::Value, value: &str) -> serde_json::Value {
     }
 }
 
+/// An HTTP request as the generic store sends it: method, path, headers, body.
+pub(crate) type Request = (Method, String, Vec<(String, String)>, Body);
+
 /// The generic store's write as a request: method, path, headers and body with `{value}` filled.
-pub(crate) fn http_request(w: &HttpWrite, value: &str) -> Result<(Method, String, Vec<(String, String)>, Body)> {
+pub(crate) fn http_request(w: &HttpWrite, value: &str) -> Result<Request> {
     let method = Method::from_bytes(w.method.as_bytes()).with_context(|| format!("write.method {:?} is not an HTTP method", w.method))?;
     let body = match (&w.form, &w.json) {
         (Some(form), _) => Body::Form(form.iter().map(|(k, v)| (k.clone(), v.replace("{value}", value))).collect()),

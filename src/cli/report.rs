@@ -37,7 +37,7 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// A run report written by `seaworthy run` (JSON).
+    /// A run report written by `seaworthy run` (JSON), or a `seaworthy load --json` summary.
     pub result: PathBuf,
     /// Write the self-contained HTML page here.
     #[arg(long, value_name = "OUT")]
@@ -126,14 +126,25 @@ fn render(a: RenderArgs) -> anyhow::Result<i32> {
         eprintln!("nothing to render: give --html OUT and/or --junit OUT");
         return Ok(2);
     }
-    let r = RunReport::load(&a.result)?;
+    let r = match RunReport::load_any(&a.result) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot render: {e:#}");
+            return Ok(2);
+        }
+    };
     write_views(&r, a.html.as_deref(), a.junit.as_deref())?;
     Ok(0)
 }
 
+/// The run report schema version of a run report (a load summary has its own, compared by phase).
 fn schema_version_of(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str::<serde_json::Value>(&text).ok()?.get("schema_version")?.as_u64()
+    let v = serde_json::from_str::<serde_json::Value>(&text).ok()?;
+    if report::Kind::of(&v) != report::Kind::Run {
+        return None;
+    }
+    v.get("schema_version")?.as_u64()
 }
 
 fn compare(a: CompareArgs) -> anyhow::Result<i32> {
@@ -148,7 +159,7 @@ fn compare(a: CompareArgs) -> anyhow::Result<i32> {
         );
         return Ok(2);
     }
-    let load = |p: &Path| RunReport::load(p).map_err(|e| format!("cannot compare: {e:#}"));
+    let load = |p: &Path| RunReport::load_any(p).map_err(|e| format!("cannot compare: {e:#}"));
     let (base, cur) = match (load(&a.baseline), load(&a.current)) {
         (Ok(b), Ok(c)) => (b, c),
         (Err(e), _) | (_, Err(e)) => {

@@ -52,7 +52,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 h3{font-size:15px;margin:22px 0 4px}
 .meta{color:#495057;margin:2px 0}
 table{border-collapse:collapse;margin:6px 0}
-th,td{border:1px solid #dee2e6;padding:4px 8px;text-align:left;vertical-align:top}
+th,td{border:1px solid #dee2e6;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table.results{width:100%}table.results tr.why td{border-top:none;padding:0 8px 4px;font-size:13px}
+table.results tr.why p{margin:4px 0}code{word-break:break-all}
+.none{color:#868e96}
 th{background:#f1f3f5}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 8px;border-radius:9px;font-weight:bold;font-size:12px}
@@ -162,12 +165,35 @@ fn header(o: &mut String, r: &RunReport) {
     );
 }
 
+/// The metric that decided a check, as `name = value` (pdb-drain's against its budget): the one
+/// its negative control is judged on, else `failed`, else the first.
+pub(crate) fn deciding(check: &str, v: &Verdict) -> String {
+    let m = &v.metrics;
+    if v.outcome == Outcome::Skipped || m.is_empty() {
+        return "—".into();
+    }
+    if check == "pdb-drain"
+        && let (Some(u), Some(a)) = (m.get("unavailable_max"), m.get("allowed_unavailable"))
+    {
+        return format!("unavailable_max = {} (budget {})", text::num(*u), text::num(*a));
+    }
+    let preferred = match check {
+        "config-override" => "baked_in_served",
+        "endpoints-follow-readiness" => "answered_after_unready",
+        "hpa-scale" => "max_replicas",
+        "persistence" => "data_lost",
+        _ => "failed",
+    };
+    let (k, x) = m.get_key_value(preferred).or_else(|| m.get_key_value("failed")).or_else(|| m.iter().next()).expect("not empty");
+    format!("{k} = {}", text::num(*x))
+}
+
 fn results_table(o: &mut String, r: &RunReport) {
-    o.push_str("<section id=\"results\">\n<h2>Results</h2>\n<table class=\"results\">\n<tr><th>stack</th><th>check</th><th>outcome</th><th>why</th><th>negative control</th><th>metrics</th><th>evidence</th><th>timelines</th></tr>\n");
+    o.push_str("<section id=\"results\">\n<h2>Results</h2>\n<table class=\"results\">\n<tr><th>stack</th><th>check</th><th>outcome</th><th>decided by</th><th>negative control</th></tr>\n");
     for (i, c) in r.results.iter().enumerate() {
         let (outcome, reason) = c.outcome();
-        let negative = match &c.negative {
-            None => "none".to_string(),
+        let (negative, negative_reason) = match &c.negative {
+            None => ("none".to_string(), String::new()),
             Some((name, v)) => {
                 let what = match v.outcome {
                     Outcome::Fail if v.caught() => "caught",
@@ -175,7 +201,7 @@ fn results_table(o: &mut String, r: &RunReport) {
                     Outcome::Pass => "NOT caught",
                     Outcome::Skipped => "skipped",
                 };
-                format!("{}: {what}<br/><small>{}</small>", esc(name), esc(&v.reason))
+                (format!("{}: {what}", esc(name)), format!("<p>negative control {}: {}</p>", esc(name), esc(&v.reason)))
             }
         };
         let metrics: Vec<String> = c.good.metrics.iter().map(|(k, v)| format!("{}={}", esc(k), text::num(*v))).collect();
@@ -191,9 +217,10 @@ fn results_table(o: &mut String, r: &RunReport) {
                 links.push(format!("<a href=\"#{}\">{}</a>", anchor(i, variant.is_some(), j), esc(&label)));
             }
         }
+        // One line per check; the long reasons, metrics and evidence fold under it.
         let _ = writeln!(
             o,
-            "<tr class=\"result {}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{negative}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"result {}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{negative}</td></tr>",
             match outcome {
                 Outcome::Pass => "pass",
                 Outcome::Fail => "fail",
@@ -202,11 +229,19 @@ fn results_table(o: &mut String, r: &RunReport) {
             esc(&c.stack),
             esc(&c.check),
             outcome_badge(outcome),
-            esc(&reason),
-            metrics.join("<br/>"),
-            evidence.join("<br/>"),
-            links.join("<br/>")
+            esc(&deciding(&c.check, &c.good)),
         );
+        let mut folded = format!("<p>{}</p>{negative_reason}", esc(&reason));
+        if !metrics.is_empty() {
+            let _ = write!(folded, "<p>metrics: {}</p>", metrics.join(", "));
+        }
+        if !evidence.is_empty() {
+            let _ = write!(folded, "<p>evidence: {}</p>", evidence.join(", "));
+        }
+        if !links.is_empty() {
+            let _ = write!(folded, "<p>timelines: {}</p>", links.join(" · "));
+        }
+        let _ = writeln!(o, "<tr class=\"why\"><td colspan=\"5\"><details><summary>{}</summary>{folded}</details></td></tr>", esc(&text::truncate_words(&reason, 110)));
     }
     o.push_str("</table>\n</section>\n");
 }
@@ -225,7 +260,13 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
         esc(&p.name),
         esc(&text::phase_line(p))
     );
-    o.push_str(&timeline_svg(p));
+    // A phase without traffic (a write, a wait) is drawn as its events alone, and one without
+    // events either as a sentence: an empty chart says nothing.
+    if p.traffic.is_some() || !p.events.is_empty() {
+        o.push_str(&timeline_svg(p));
+    } else {
+        o.push_str("<p class=\"none\">No traffic and no Kubernetes event in this phase.</p>\n");
+    }
     if !p.failure_clusters.is_empty() {
         o.push_str("<ol class=\"clusters\">\n");
         for c in &p.failure_clusters {
@@ -233,25 +274,31 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
         }
         o.push_str("</ol>\n");
     }
-    if let Some(s) = p.traffic.as_ref().filter(|s| !s.backends.is_empty()) {
-        o.push_str("<table class=\"backends\">\n<tr><th>backend</th><th>responses</th><th>ok</th><th>failed</th><th>first seen (s)</th><th>last seen (s)</th></tr>\n");
-        for b in &s.backends {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td></tr>",
-                esc(&b.name),
-                b.count,
-                b.ok,
-                b.failed,
-                b.first_seen_s,
-                b.last_seen_s
-            );
+    if let Some(s) = p.traffic.as_ref() {
+        let rows = backend_rows(s, &p.failure_clusters);
+        if !rows.is_empty() {
+            o.push_str("<table class=\"backends\">\n<tr><th>backend</th><th>responses</th><th>ok</th><th>failed</th><th>failed without a backend header</th><th>first seen (s)</th><th>last seen (s)</th></tr>\n");
+            for b in rows {
+                let seen = |t: Option<f64>| t.map(|t| format!("{t:.2}")).unwrap_or_else(|| "—".into());
+                let _ = writeln!(
+                    o,
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    esc(&b.name),
+                    b.count,
+                    b.ok,
+                    b.failed,
+                    b.unnamed_failed,
+                    seen(b.first_seen_s),
+                    seen(b.last_seen_s)
+                );
+            }
+            o.push_str("</table>\n");
         }
-        o.push_str("</table>\n");
     }
     if !p.events.is_empty() {
         let near: Vec<&Entry> = p.failure_clusters.iter().filter_map(|c| next_to(c)).map(|(e, _)| e).collect();
-        let _ = writeln!(o, "<details><summary>{} events</summary>\n<table class=\"events\">\n<tr><th>t (s)</th><th>source</th><th>object</th><th>what</th></tr>", p.events.len());
+        let open = if p.traffic.is_none() { " open=\"open\"" } else { "" };
+        let _ = writeln!(o, "<details{open}><summary>{} events</summary>\n<table class=\"events\">\n<tr><th>t (s)</th><th>source</th><th>object</th><th>what</th></tr>", p.events.len());
         for e in &p.events {
             let is_near = near.contains(&e);
             let _ = writeln!(
@@ -267,6 +314,52 @@ fn phase_article(o: &mut String, r: &CheckResult, variant: Option<&str>, p: &Pha
         o.push_str("</table>\n</details>\n");
     }
     o.push_str("</article>\n");
+}
+
+/// One row of a phase's backend table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BackendRow {
+    pub name: String,
+    pub count: u64,
+    pub ok: u64,
+    /// Failed answers that named this backend.
+    pub failed: u64,
+    /// Failures with no backend header (a proxy's 502, a reset), put on the backend their
+    /// failure cluster names: the one the connection last reached.
+    pub unnamed_failed: u64,
+    pub first_seen_s: Option<f64>,
+    pub last_seen_s: Option<f64>,
+}
+
+/// The load's backends, plus the failures it could not name: the summary counts only what
+/// answered with a header, so `failed - Σ backend.failed` requests are spread over the failure
+/// clusters' backends in time order, and what no cluster names goes to an "unnamed" row.
+pub(crate) fn backend_rows(s: &crate::traffic::Summary, clusters: &[FailureCluster]) -> Vec<BackendRow> {
+    let mut rows: Vec<BackendRow> = s
+        .backends
+        .iter()
+        .map(|b| BackendRow { name: b.name.clone(), count: b.count, ok: b.ok, failed: b.failed, unnamed_failed: 0, first_seen_s: Some(b.first_seen_s), last_seen_s: Some(b.last_seen_s) })
+        .collect();
+    let named: u64 = s.backends.iter().map(|b| b.failed).sum();
+    let mut left = s.failed.saturating_sub(named);
+    let put = |rows: &mut Vec<BackendRow>, name: &str, n: u64| {
+        match rows.iter_mut().find(|r| r.name == name) {
+            Some(r) => r.unnamed_failed += n,
+            None => rows.push(BackendRow { name: name.into(), count: 0, ok: 0, failed: 0, unnamed_failed: n, first_seen_s: None, last_seen_s: None }),
+        }
+    };
+    for c in clusters {
+        let n = left.min(c.count);
+        if n == 0 {
+            continue;
+        }
+        left -= n;
+        put(&mut rows, c.backend.as_deref().unwrap_or("unnamed"), n);
+    }
+    if left > 0 {
+        put(&mut rows, "unnamed", left);
+    }
+    rows
 }
 
 fn rel_s(e: &Entry, p: &Phase) -> f64 {

@@ -13,4 +13,4 @@ mod text;
 pub use compare::{compare, Comparison, Incomparable, Row, Status, Thresholds};
 pub use html::html;
 pub use junit::{junit, junit_xml};
-pub use schema::{ClusterSummary, RunReport, Totals, SCHEMA_VERSION};
+pub use schema::{ClusterSummary, Kind, RunReport, Totals, SCHEMA_VERSION};

@@ -62,6 +62,30 @@ impl ClusterSummary {
     }
 }
 
+/// What a JSON document read as a report is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Run,
+    Load,
+    Neither,
+}
+
+impl Kind {
+    pub fn of(value: &serde_json::Value) -> Kind {
+        let has = |k: &str| value.get(k).is_some();
+        if has("results") || has("seaworthy_version") {
+            Kind::Run
+        } else if has("url") && has("latency_ms") && has("timeline") {
+            Kind::Load
+        } else if has("schema_version") && !has("url") {
+            // An old or damaged run report: from_json says which field is wrong.
+            Kind::Run
+        } else {
+            Kind::Neither
+        }
+    }
+}
+
 /// Pass / fail / skipped counts over checks (the combined outcome of each [`CheckResult`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -134,6 +158,60 @@ impl RunReport {
     pub fn load(path: &Path) -> Result<RunReport> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::from_json(&text).with_context(|| path.display().to_string())
+    }
+
+    /// A run report, or a `seaworthy load --json` summary as a run of one phase; anything else
+    /// is refused saying what it is not.
+    pub fn load_any(path: &Path) -> Result<RunReport> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // The summary has no wall clock of its own; the file was written when the load ended.
+        let written_ms = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self::from_json_any(&text, written_ms).with_context(|| path.display().to_string())
+    }
+
+    /// [`Self::from_json`], or a load summary ended at `ended_ms` made into a run of one phase.
+    pub fn from_json_any(text: &str, ended_ms: u64) -> Result<RunReport> {
+        let value: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
+        match Kind::of(&value) {
+            Kind::Run => Self::from_json(text),
+            Kind::Load => Self::from_load_summary(value, ended_ms),
+            Kind::Neither => bail!(
+                "neither a seaworthy run report (`seaworthy run --json`: schema_version, seaworthy_version, results) \
+                 nor a load summary (`seaworthy load --json`: schema_version, url, latency_ms, timeline)"
+            ),
+        }
+    }
+
+    /// A load summary as a run of one check, `load` / `load URL`, with one phase named `load`: so
+    /// that `compare` matches two load runs against different URLs (the reason names the URL).
+    /// It passes when no request failed (the load generator's own rule: an answer below 400).
+    fn from_load_summary(value: serde_json::Value, ended_ms: u64) -> Result<RunReport> {
+        let v = value.get("schema_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if v != crate::traffic::SCHEMA_VERSION as u64 {
+            bail!("load summary schema version {v}, but this seaworthy reads load summaries of version {}", crate::traffic::SCHEMA_VERSION);
+        }
+        let s: crate::traffic::Summary =
+            serde_path_to_error::deserialize(value).map_err(|e| anyhow::anyhow!("load summary field {}: {}", e.path(), e.inner()))?;
+        let started_ms = ended_ms.saturating_sub((s.elapsed_s * 1000.0) as u64);
+        let codes: Vec<String> = s.status_codes.iter().filter(|(c, _)| c.parse::<u16>().map_or(true, |c| c >= 400)).map(|(c, n)| format!("{c} x{n}")).collect();
+        let kinds: Vec<String> = codes.into_iter().chain(s.failures.iter().map(|(k, n)| format!("{k} x{n}"))).collect();
+        let what = format!("{} requests to {} ({} model, {:.1} req/s achieved)", s.sent, s.url, s.mode, s.achieved_rps);
+        let mut verdict = if s.sent == 0 {
+            crate::checks::Verdict::harness_error(format!("the load sent no request to {}", s.url))
+        } else if s.failed == 0 {
+            crate::checks::Verdict::pass(format!("{what}: none failed; p99 {:.1} ms", s.latency_ms.p99))
+        } else {
+            crate::checks::Verdict::fail(format!("{} of {what} failed: {}", s.failed, kinds.join(", ")))
+        };
+        verdict = verdict.with_metric("failed", s.failed as f64);
+        let phase = crate::checks::Phase { name: "load".into(), started_ms, ended_ms, traffic: Some(s), events: vec![], failure_clusters: vec![] };
+        verdict = verdict.with_phase(phase);
+        Ok(RunReport::new(started_ms, ended_ms, None, vec![CheckResult { stack: "load".into(), check: "load".into(), good: verdict, negative: None }]))
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

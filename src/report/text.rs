@@ -48,6 +48,16 @@ pub fn cluster_line(c: &FailureCluster) -> String {
     format!("{} failed ({}) at {:.2}-{:.2} s{backend}{next}", c.count, kinds(c), c.from_s, c.to_s)
 }
 
+/// The first `n` characters of `s`, cut at a word and marked, for a one-line summary.
+pub fn truncate_words(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(n).collect();
+    let cut = head.rfind(' ').filter(|i| *i > n / 2).unwrap_or(head.len());
+    format!("{}…", head[..cut].trim_end_matches([',', ';', ':']))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,3 +71,4 @@ mod tests {
         assert_eq!(ms(1234.0), "1234 ms");
     }
 }
+
