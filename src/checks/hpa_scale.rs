@@ -211,7 +211,8 @@ pub fn judge(obs: &Observed, want: &Expect) -> Verdict {
             )),
         });
     }
-    let mut v = v.expect("decided");
+    // The bound of the negative control, from the live HPA: no param needs to repeat it.
+    let mut v = v.expect("decided").with_metric("min_replicas", want.min as f64);
     if let Some(up) = up {
         v = v.with_metric("time_to_scale_s", secs(up.at_ms - obs.load_started_ms));
     }

@@ -13,6 +13,8 @@ pub enum Expectation {
     /// The verdict's metric is above another of its metrics (e.g. the bound the check computed
     /// from the stack, such as the Pods a disruption budget lets go).
     MetricAboveMetric { metric: &'static str, other: &'static str, means: String },
+    /// The verdict's metric is at most another of its metrics.
+    MetricAtMostMetric { metric: &'static str, other: &'static str, means: String },
     /// The verdict's metric is at most `value`.
     MetricAtMost { metric: &'static str, value: f64, means: String },
     /// The verdict's reason quotes this text (e.g. the app's own error message).
@@ -24,6 +26,7 @@ impl Expectation {
         match self {
             Expectation::MetricAbove { means, .. }
             | Expectation::MetricAboveMetric { means, .. }
+            | Expectation::MetricAtMostMetric { means, .. }
             | Expectation::MetricAtMost { means, .. }
             | Expectation::ReasonContains { means, .. } => means,
         }
@@ -40,6 +43,10 @@ impl Expectation {
             Expectation::MetricAboveMetric { metric: m, other, .. } => {
                 let (x, y) = (metric(m)?, metric(other)?);
                 if x > y { Ok(()) } else { Err(format!("{m} = {x}, not above {other} = {y}")) }
+            }
+            Expectation::MetricAtMostMetric { metric: m, other, .. } => {
+                let (x, y) = (metric(m)?, metric(other)?);
+                if x <= y { Ok(()) } else { Err(format!("{m} = {x}, above {other} = {y}")) }
             }
             Expectation::MetricAtMost { metric: m, value, .. } => {
                 let x = metric(m)?;
@@ -75,11 +82,19 @@ pub fn expectation(check: &str, params: &toml::Table) -> Result<Expectation, Str
             other: "allowed_unavailable",
             means: "more Pods were unavailable at once than the budget allows".into(),
         }),
-        "hpa-scale" => Ok(Expectation::MetricAtMost {
-            metric: "max_replicas",
-            value: int_param(params, "min", check)?,
-            means: "the HPA never scaled above its minimum".into(),
-        }),
+        // `min` when stack.toml states it, else the live HPA's minReplicas the check reports.
+        "hpa-scale" => match params.get("min") {
+            Some(_) => Ok(Expectation::MetricAtMost {
+                metric: "max_replicas",
+                value: int_param(params, "min", check)?,
+                means: "the HPA never scaled above its minimum".into(),
+            }),
+            None => Ok(Expectation::MetricAtMostMetric {
+                metric: "max_replicas",
+                other: "min_replicas",
+                means: "the HPA never scaled above its minimum".into(),
+            }),
+        },
         "service-discovery" => match params.get("expect_error").and_then(|v| v.as_str()) {
             Some(text) => Ok(Expectation::ReasonContains { text: text.to_string(), means: format!("the app's own error ({text:?}) was reported") }),
             None => Err("check service-discovery needs `expect_error` (the app's error for an unreachable database) in stack.toml".into()),
@@ -170,8 +185,14 @@ mod tests {
     #[test]
     fn a_check_without_a_negative_control_has_no_expectation() {
         assert!(expectation("insufficient-resources", &toml::Table::new()).is_err());
+        // Without `min`, the live HPA's minimum the verdict reports is the bound.
         let mut p = params("wordpress", "hpa-scale");
         p.remove("min");
+        let hpa = expectation("hpa-scale", &p).unwrap();
+        let scaled = |max: f64| Verdict::fail("x").with_metric("max_replicas", max).with_metric("min_replicas", 3.0);
+        assert!(judge_negative(&hpa, scaled(3.0)).caught());
+        assert!(!judge_negative(&hpa, scaled(5.0)).caught());
+        p.insert("min".into(), "three".into());
         assert!(expectation("hpa-scale", &p).unwrap_err().contains("\"min\""));
     }
 }
