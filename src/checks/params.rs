@@ -983,9 +983,9 @@ pub fn render_docs(only: Option<&str>) -> Result<String, String> {
                 let when = match (&p.default, p.required) {
                     (Some(d), _) => format!("default {d}"),
                     (None, true) => "required".to_string(),
-                    (None, false) if ["workload", "deployment", "statefulset"].contains(&p.key.as_str()) && p.meaning.contains("workload") || p.key == "workload" => {
-                        "one of workload/deployment/statefulset".to_string()
-                    }
+                    // The schema requires one of the three spellings (see workload_aliases).
+                    (None, false) if p.meaning.starts_with("Same as `workload`") => "alias".to_string(),
+                    (None, false) if p.key == "workload" => "required".to_string(),
                     (None, false) => "optional".to_string(),
                 };
                 out.push_str(&format!("    {:<22} {:<18} {:<18} {}\n", p.key, p.kind, when, p.meaning));
