@@ -59,22 +59,6 @@ impl CheckContext {
         super::params::parse(&self.params).map_err(|e| anyhow!("{}/stack.toml: check params: {e}", self.stack.dir.display()))
     }
 
-    pub fn param_str(&self, key: &str) -> Result<String> {
-        self.params
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("stack {}: check param {key:?} (a string) is missing from stack.toml", self.stack.name()))
-    }
-
-    pub fn param_f64(&self, key: &str, default: f64) -> f64 {
-        match self.params.get(key) {
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(toml::Value::Float(f)) => *f,
-            _ => default,
-        }
-    }
-
     /// Wait until every Deployment and StatefulSet of the stack has rolled out, failing fast on
     /// an unschedulable or crashing Pod.
     pub async fn wait_stack_ready(&self) -> Result<()> {
