@@ -56,7 +56,7 @@ impl CheckContext {
     /// The check's params as its typed struct ([`super::params`]); `fixtures lint` refuses the
     /// same mistakes before a run, so this fails only for a stack that was never linted.
     pub fn params_as<P: super::params::CheckParams>(&self) -> Result<P> {
-        super::params::parse(&self.params).map_err(|e| anyhow!("{}/stack.toml: check params: {e}", self.stack.dir.display()))
+        super::params::parse(&self.params).map_err(|e| anyhow!("{}/stack.toml: check {} params: {e}", self.stack.dir.display(), P::NAME))
     }
 
     /// Wait until every Deployment and StatefulSet of the stack has rolled out, failing fast on

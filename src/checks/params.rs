@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 /// A check's parameters: what serde cannot say about them is said by [`CheckParams::check`].
 pub trait CheckParams: DeserializeOwned + JsonSchema {
+    /// The check these are the params of, as stack.toml names it.
+    const NAME: &'static str;
+
     /// Rules across keys (one of two keys, ordering of durations): `(key, what is wrong)`.
     fn check(&self) -> Result<(), (String, String)> {
         Ok(())
@@ -30,22 +33,22 @@ impl CheckInfo {
     }
 }
 
-const fn info<P: CheckParams>(name: &'static str) -> CheckInfo {
-    CheckInfo { name, schema: P::json_schema, validate: validate_as::<P> }
+const fn info<P: CheckParams>() -> CheckInfo {
+    CheckInfo { name: P::NAME, schema: P::json_schema, validate: validate_as::<P> }
 }
 
 /// The checks of shared/STACKS.md, in its order.
 pub const CHECKS: &[CheckInfo] = &[
-    info::<ConfigOverride>("config-override"),
-    info::<EndpointsFollowReadiness>("endpoints-follow-readiness"),
-    info::<RolloutZero5xx>("rollout-zero-5xx"),
-    info::<HpaScale>("hpa-scale"),
-    info::<PdbDrain>("pdb-drain"),
-    info::<Persistence>("persistence"),
-    info::<RolloutUndo>("rollout-undo"),
-    info::<ServiceDiscovery>("service-discovery"),
-    info::<StaleDnsProxy>("stale-dns-proxy"),
-    info::<InsufficientResources>("insufficient-resources"),
+    info::<ConfigOverride>(),
+    info::<EndpointsFollowReadiness>(),
+    info::<RolloutZero5xx>(),
+    info::<HpaScale>(),
+    info::<PdbDrain>(),
+    info::<Persistence>(),
+    info::<RolloutUndo>(),
+    info::<ServiceDiscovery>(),
+    info::<StaleDnsProxy>(),
+    info::<InsufficientResources>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static CheckInfo> {
@@ -318,6 +321,8 @@ pub struct ConfigChange {
 }
 
 impl CheckParams for ConfigOverride {
+    const NAME: &'static str = "config-override";
+
     fn check(&self) -> Result<(), (String, String)> {
         if self.change.data.is_empty() {
             return Err(("change.data".into(), "names no file to change".into()));
@@ -372,6 +377,8 @@ impl EndpointsFollowReadiness {
 }
 
 impl CheckParams for EndpointsFollowReadiness {
+    const NAME: &'static str = "endpoints-follow-readiness";
+
     fn check(&self) -> Result<(), (String, String)> {
         positive("rps", self.rps)
     }
@@ -424,6 +431,8 @@ impl RolloutZero5xx {
 }
 
 impl CheckParams for RolloutZero5xx {
+    const NAME: &'static str = "rollout-zero-5xx";
+
     fn check(&self) -> Result<(), (String, String)> {
         containers_of(&self.container, &self.containers)?;
         if self.slow_path.is_some() && self.slow_query.is_some() {
@@ -475,6 +484,8 @@ impl StaleDnsProxy {
 }
 
 impl CheckParams for StaleDnsProxy {
+    const NAME: &'static str = "stale-dns-proxy";
+
     fn check(&self) -> Result<(), (String, String)> {
         containers_of(&self.container, &self.containers)?;
         positive("rps", self.rps)
@@ -529,6 +540,8 @@ pub struct HpaScale {
 }
 
 impl CheckParams for HpaScale {
+    const NAME: &'static str = "hpa-scale";
+
     fn check(&self) -> Result<(), (String, String)> {
         if self.scale_up_within_s > self.duration_s {
             return Err(("scale_up_within_s".into(), format!("{} is longer than duration_s ({})", self.scale_up_within_s, self.duration_s)));
@@ -574,6 +587,8 @@ pub struct PdbDrain {
 }
 
 impl CheckParams for PdbDrain {
+    const NAME: &'static str = "pdb-drain";
+
     fn check(&self) -> Result<(), (String, String)> {
         positive("rate", self.rate)?;
         positive("retry_s", self.retry_s)
@@ -693,6 +708,8 @@ impl Persistence {
 }
 
 impl CheckParams for Persistence {
+    const NAME: &'static str = "persistence";
+
     fn check(&self) -> Result<(), (String, String)> {
         if self.delete().is_empty() {
             return Err(("delete".into(), "names no workload: nothing would be replaced".into()));
@@ -748,6 +765,8 @@ pub struct RolloutUndo {
 }
 
 impl CheckParams for RolloutUndo {
+    const NAME: &'static str = "rollout-undo";
+
     fn check(&self) -> Result<(), (String, String)> {
         if self.versions[0] == self.versions[1] {
             return Err(("versions".into(), "from and to are the same version".into()));
@@ -779,7 +798,9 @@ pub struct ServiceDiscovery {
     pub init_container: Option<String>,
 }
 
-impl CheckParams for ServiceDiscovery {}
+impl CheckParams for ServiceDiscovery {
+    const NAME: &'static str = "service-discovery";
+}
 
 /// A workload asking for more CPU than any node has fails fast with the scheduler's reason.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -800,7 +821,9 @@ pub struct InsufficientResources {
     pub fail_within_s: f64,
 }
 
-impl CheckParams for InsufficientResources {}
+impl CheckParams for InsufficientResources {
+    const NAME: &'static str = "insufficient-resources";
+}
 
 // ---------------------------------------------------------------------------------------------
 // The JSON Schema of stack.toml.
