@@ -660,4 +660,46 @@ mod tests {
         assert!(why.starts_with("POST /notes answered 400 from notes-0 \"no text\", not a 2xx"), "{why}");
         server.abort();
     }
+
+    /// tests-data/own-stack's guestbook for real on loopback (its server.py under Debian's
+    /// python3, redis-server with an append-only file as on its PVC), with the env its manifest
+    /// gives the container: the generic store declared in its stack.toml writes this run's value,
+    /// reads it back, and reads it again after redis was restarted; SIGTERM stops the server.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_own_stack_guestbook_keeps_an_entry_written_by_the_generic_store() {
+        use crate::local::{Proc, Redis, free_port};
+        let stack = Stack::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests-data/own-stack")).unwrap();
+        let check = stack.spec.checks.iter().find(|c| c.name == "persistence").unwrap();
+        let Persistence::Http { write, read, delete } = crate::checks::params::parse::<Persistence>(&check.params).unwrap() else { panic!("not the http store") };
+        assert_eq!(delete, ["guestbook-redis", "guestbook"]);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut redis = Redis::start(&tmp.path().join("redis")).unwrap();
+        let port = free_port();
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.arg(stack.dir.join("app/web/server.py"));
+        for (k, v) in stack.container_env("guestbook", "web").unwrap() {
+            // The redis Service's name is this machine's loopback here.
+            cmd.env(&k, if k == "REDIS_HOST" { "127.0.0.1".to_string() } else { v });
+        }
+        cmd.env("REDIS_PORT", redis.port.to_string()).env("PORT", port.to_string()).env("POD_NAME", "guestbook-local");
+        let mut web = Proc::serve("guestbook", cmd, tmp.path(), port, Duration::from_secs(10)).unwrap();
+
+        let entry = EntryPoint::new(&format!("http://127.0.0.1:{port}{}", stack.spec.entry.path), None).unwrap();
+        let value = format!("seaworthy-{}", now_ms());
+        let written = http_store(&entry, &write, &read, &value).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", web.log()));
+        let (_, read_path, expect, before) = &written[0];
+        assert_eq!(read_path, "GET /entries");
+        let Expect::Contains(pattern) = expect else { panic!("{expect:?}") };
+        assert_eq!(pattern, &format!("<li>{value}</li>"));
+        assert!(before.is_2xx() && before.body.contains(pattern.as_str()) && before.backend.as_deref() == Some("guestbook-local"), "{before:?}");
+
+        tokio::task::block_in_place(|| redis.restart()).unwrap();
+        let after = read_after(&entry, "/entries", expect).await;
+        let last = after.last().unwrap();
+        assert!(last.is_2xx() && last.body.contains(pattern.as_str()), "{after:?}");
+
+        web.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+        assert!(tokio::task::block_in_place(|| web.wait_timeout(Duration::from_secs(10))).is_some(), "the guestbook did not stop on SIGTERM");
+    }
 }
