@@ -6,6 +6,7 @@ pub mod actions;
 pub mod context;
 pub mod http_probe;
 pub mod negative;
+pub mod reachable;
 pub mod runner;
 pub mod timeline;
 pub mod verdict;
