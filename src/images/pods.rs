@@ -585,7 +585,12 @@ impl Pod {
     /// whether one container of a Pod stops before another still needs it (kubelet
     /// `killContainersWithSyncResult`: one goroutine per container, hook then stop). Returns, per
     /// container, when its hook ended and when it had exited, from the start.
-    pub fn terminate(&self, grace: Duration) -> Result<Vec<Terminated>> {
+    ///
+    /// Which hook ends first is a race the kubelet does not decide (each is an exec through the
+    /// runtime; on a busy node they end hundreds of ms apart). `late` gives that race a side: the
+    /// named container's stop signal comes that much after its hook ended, so a test can prove a
+    /// Pod right in the order that hurts it, every time, instead of in half the runs.
+    pub fn terminate(&self, grace: Duration, late: &[(&str, Duration)]) -> Result<Vec<Terminated>> {
         let spec = self.stack.pod_spec(&self.workload).ok_or_else(|| anyhow!("no workload {}", self.workload))?;
         let start = Instant::now();
         let deadline = start + grace;
@@ -617,6 +622,9 @@ impl Pod {
                                 .context("running the preStop hook with podman exec")?;
                         }
                         let hook_done = start.elapsed();
+                        if let Some((_, lag)) = late.iter().find(|(name, _)| *name == c.name) {
+                            std::thread::sleep((*lag).min(deadline.saturating_duration_since(Instant::now())));
+                        }
                         let remaining = deadline.saturating_duration_since(Instant::now());
                         // podman's --time is whole seconds: round up, never SIGKILL early.
                         let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
