@@ -276,7 +276,10 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
                 bar.set_message(format!("{} ...", check.name));
                 let result = run_check(cluster, &stack, check, &run_id, image_ref.clone(), &opts, &cleanup).await;
                 let (outcome, reason) = result.outcome();
-                bar.println(format!("{:<10} {:<28} {:<7} {}", stack.name(), check.name, outcome_word(outcome), first_line(&reason)));
+                let line = format!("{:<10} {:<28} {:<7} {}", stack.name(), check.name, outcome_word(outcome), first_line(&reason));
+                // A hidden bar (output is not a terminal: CI, a log file) prints nothing, and a
+                // 25-minute run would say nothing until its table.
+                if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
                 out.push(result);
             }
             bar.finish_and_clear();
