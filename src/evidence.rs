@@ -3,6 +3,7 @@
 //! previous), the workload objects as YAML, and the check's own timeline. Secrets are never
 //! saved: only their names appear, in the objects that refer to them.
 
+use crate::checks::Phase;
 use crate::observe::Entry;
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// Save the evidence of namespace `ns` under `dir`; returns the folder. Each part that cannot be
 /// read is noted in `errors.txt` instead of aborting the rest.
-pub async fn collect(client: &kube::Client, ns: &str, dir: &Path, timeline: &[Entry]) -> Result<PathBuf> {
+pub async fn collect(client: &kube::Client, ns: &str, dir: &Path, timeline: &[Entry], phases: &[Phase]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut errors = String::new();
 
@@ -25,7 +26,7 @@ pub async fn collect(client: &kube::Client, ns: &str, dir: &Path, timeline: &[En
         Ok(list) => std::fs::write(dir.join("events.txt"), events_text(&list.items))?,
         Err(e) => writeln!(errors, "events: {e}")?,
     }
-    std::fs::write(dir.join("timeline.txt"), timeline_text(timeline))?;
+    std::fs::write(dir.join("timeline.txt"), timeline_text(timeline, phases))?;
 
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     match pods.list(&ListParams::default()).await {
@@ -95,12 +96,46 @@ pub fn events_text(events: &[Event]) -> String {
     out
 }
 
-pub fn timeline_text(entries: &[Entry]) -> String {
+pub fn timeline_text(entries: &[Entry], phases: &[Phase]) -> String {
+    let mut lines: Vec<(u64, String)> = entries.iter().map(|e| (e.at_ms, format!("{:?}  {}  {}", e.source, e.object, e.message))).collect();
+    lines.extend(phases.iter().flat_map(traffic_lines));
+    // Stable: at the same millisecond the cluster's line stays before the traffic it explains.
+    lines.sort_by_key(|(at, _)| *at);
     let mut out = String::new();
-    for e in entries {
-        let t = k8s_openapi::jiff::Timestamp::from_millisecond(e.at_ms as i64).map(|t| t.to_string()).unwrap_or_default();
-        let _ = writeln!(out, "{t}  {:?}  {}  {}", e.source, e.object, e.message);
+    for (at, line) in lines {
+        let t = k8s_openapi::jiff::Timestamp::from_millisecond(at as i64).map(|t| t.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "{t}  {line}");
     }
+    out
+}
+
+/// A phase's traffic on the events' clock: its start and end, one line per second (sent, ok,
+/// failed, p99), and each failure cluster where it began, so that a failure reads next to the
+/// Kubernetes event that caused it.
+fn traffic_lines(phase: &Phase) -> Vec<(u64, String)> {
+    let Some(t) = &phase.traffic else {
+        return vec![(phase.started_ms, format!("Phase  {}  started (no traffic)", phase.name)), (phase.ended_ms, format!("Phase  {}  ended", phase.name))];
+    };
+    let mut out = vec![(
+        phase.started_ms,
+        format!("Phase  {}  traffic started: {} load, {:.0} req/s planned, to {}", phase.name, t.mode, t.planned_rps, t.url),
+    )];
+    for b in &t.timeline {
+        let p99 = b.p99_ms.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "-".into());
+        out.push((
+            phase.started_ms + (b.t_s * 1000.0) as u64,
+            format!("Traffic  {}  +{:.0}s: sent {}, ok {}, failed {}, p99 {p99}", phase.name, b.t_s, b.sent, b.ok, b.failed),
+        ));
+    }
+    for c in &phase.failure_clusters {
+        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        let backend = c.backend.as_deref().map(|b| format!(", backend {b}")).unwrap_or_default();
+        out.push((c.at_ms, format!("Failures  {}  {} failed ({}) at {:.1}-{:.1}s{backend}", phase.name, c.count, kinds.join(", "), c.from_s, c.to_s)));
+    }
+    out.push((
+        phase.ended_ms,
+        format!("Phase  {}  traffic ended: {} sent, {} ok, {} failed, p99 {:.1} ms", phase.name, t.sent, t.ok, t.failed, t.latency_ms.p99),
+    ));
     out
 }
 
@@ -152,6 +187,31 @@ mod tests {
         let text = describe_pod(&pod, &events);
         assert!(text.contains("PodScheduled") && text.contains("Unschedulable"), "{text}");
         assert!(text.contains("FailedScheduling") && text.contains("Insufficient cpu"), "{text}");
+    }
+
+    /// phpdemo's rollout-undo on the 2026-12-06 lab cluster (tests-data, from its run.json): the
+    /// 502s must read in timeline.txt beside the EndpointSlice change that explains them, with
+    /// the per-second traffic around them, all on one clock.
+    #[test]
+    fn the_timeline_puts_traffic_and_failures_beside_the_events() {
+        let v: crate::checks::Verdict =
+            serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests-data/verdict-phpdemo-rollout-undo-502.json")).unwrap()).unwrap();
+        let phase = &v.phases[0];
+        let text = timeline_text(&phase.events, &v.phases);
+        let lines: Vec<&str> = text.lines().collect();
+        let times: Vec<k8s_openapi::jiff::Timestamp> = lines.iter().map(|l| l.split("  ").next().unwrap().parse().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
+        let buckets = phase.traffic.as_ref().unwrap().timeline.len();
+        assert_eq!(lines.iter().filter(|l| l.contains("  Traffic  ")).count(), buckets, "one line per second of traffic");
+        let failures = lines.iter().position(|l| l.contains("  Failures  ") && l.contains("6 failed (502 x6)")).expect(&text);
+        assert!(lines[failures].contains("backend phpdemo-84ccfb5657-4twvv"), "{}", lines[failures]);
+        let terminating = lines.iter().position(|l| l.contains("phpdemo-84ccfb5657-4twvv terminating, not serving")).expect(&text);
+        assert!(terminating.abs_diff(failures) < 25, "the failures read near the EndpointSlice change:\n{}", lines[failures.min(terminating)..=failures.max(terminating)].join("\n"));
+        let failed_in = |l: &&str| l.split("failed ").nth(1).and_then(|n| n.split(',').next()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let failed: u64 = lines.iter().filter(|l| l.contains("  Traffic  ")).map(failed_in).sum();
+        assert_eq!(failed, 6, "the seconds with failures show them:\n{text}");
+        assert!(lines.first().unwrap().contains("Pod/") || lines.first().unwrap().contains("Phase"), "{text}");
+        assert!(lines.iter().any(|l| l.contains("  Phase  ") && l.contains("traffic ended: 195 sent")), "{text}");
     }
 
     #[test]

@@ -323,3 +323,21 @@ fn the_schema_accepts_every_shipped_stack_and_refuses_a_misspelt_param() {
     doc["checks"][0]["params"]["rps"] = "20".into();
     assert!(!validator.is_valid(&doc), "a string rate passes the schema");
 }
+
+/// Every stack must be reachable on a cluster without an ingress controller (myblog was skipped
+/// on the 2026-12-06 lab cluster: its only entry was an Ingress): an entry without a nodePort,
+/// or one naming a nodePort of a ClusterIP Service, is refused.
+#[test]
+fn an_entry_only_an_ingress_controller_can_reach_is_refused() {
+    let copy = Copy::new();
+    let toml = copy.dir.join("stack.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("node_port = 30080\n", "")).unwrap();
+    copy.fails_with(&["stack.toml", "entry.node_port", "missing", "no ingress controller", "type NodePort"]);
+
+    let copy = Copy::new();
+    copy.edit("Service", |svc| {
+        svc["spec"]["type"] = "ClusterIP".into();
+    });
+    copy.fails_with(&["stack.toml", "entry.node_port", "is type ClusterIP"]);
+}

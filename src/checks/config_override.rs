@@ -3,7 +3,7 @@
 //! serves the new one, and the restart costs no request.
 
 use super::actions::{serving_pods, workload_selector};
-use super::http_probe::{Answer, EntryPoint, probe_phase};
+use super::http_probe::{Answer, EntryPoint, SAMPLE_WITHIN, probe_phase};
 use super::timeline::describe;
 use super::{CheckContext, FailureCluster, Verdict};
 use crate::observe::now_ms;
@@ -152,8 +152,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     // Only the answer that ended the settling counts: 503s from a proxy that has not seen the
     // new endpoints yet say nothing about the config.
     let mut answers: Vec<Answer> = entry.settle(&want.path, Duration::from_secs(30)).await.pop().into_iter().collect();
-    let n = obs.before_backends.len();
-    answers.extend(entry.sample_backends(&want.path, &obs.before_backends, 4, 10 * n.max(2)).await);
+    answers.extend(entry.sample_backends(&want.path, &obs.before_backends, 4, SAMPLE_WITHIN).await);
     obs.before = answers;
     phases.push(probe_phase(&ctx.log, "before the change", t));
     // The negative control ends here: the baked-in config, reported with the body seen.
@@ -194,8 +193,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
 
     let t = now_ms();
     obs.after_backends = serving_pods(&ctx.actions.pods(&selector).await?);
-    let n = obs.after_backends.len();
-    obs.after = entry.sample_backends(&want.path, &obs.after_backends, 4, 10 * n.max(2)).await;
+    obs.after = entry.sample_backends(&want.path, &obs.after_backends, 4, SAMPLE_WITHIN).await;
     phases.push(probe_phase(&ctx.log, "after the restart", t));
     Ok(with_phases(judge(&obs, &want), phases).with_metric("rollout_s", rollout_s))
 }

@@ -77,6 +77,40 @@ impl CheckContext {
         Ok(())
     }
 
+    /// Wait until the stack answers through its entry point from this machine, every ready Pod
+    /// of the entry Service heard (see [`super::reachable`]): a check's traffic must not start
+    /// while kube-proxy has yet to program the Service. Progress goes to `bar` (the run's line
+    /// for this stack) when there is one.
+    pub async fn wait_entry_answering(&self, bar: Option<&indicatif::ProgressBar>) -> Result<()> {
+        let entry = &self.stack.spec.entry;
+        let selector = self
+            .stack
+            .service(&entry.service)
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.selector.as_ref())
+            .filter(|s| !s.is_empty())
+            .map(super::actions::selector_of);
+        let expected = match selector {
+            Some(sel) => super::actions::serving_pods(&self.actions.pods(&sel).await?),
+            None => Vec::new(),
+        };
+        let probe = super::http_probe::EntryPoint::of(self)?;
+        let started = Instant::now();
+        let seen = super::reachable::until_answering(&probe, &entry.path, &expected, super::reachable::ENTRY_WITHIN, |seen| {
+            if let Some(bar) = bar {
+                bar.set_message(format!("waiting for {} to answer from outside ({:.0}s): {}", entry.path, started.elapsed().as_secs_f64(), seen.describe()));
+            }
+        })
+        .await
+        .map_err(|e| anyhow!(e))?;
+        self.log.push(
+            crate::observe::Source::Action,
+            format!("Service/{}", entry.service),
+            format!("answered through the entry point after {:.1}s: {}", started.elapsed().as_secs_f64(), seen.describe()),
+        );
+        Ok(())
+    }
+
     /// A load config for the entry point (or `path` on it) with the Host header set.
     pub fn load_config(&self, path: Option<&str>, schedule: Schedule) -> LoadConfig {
         let url = match path {

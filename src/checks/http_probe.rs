@@ -101,6 +101,10 @@ pub enum Body {
     Bytes(Vec<u8>),
 }
 
+/// How long a check asks until every backend it must hear has answered (see
+/// [`EntryPoint::sample_backends`]).
+pub const SAMPLE_WITHIN: Duration = Duration::from_secs(20);
+
 /// The entry point of a running stack.
 #[derive(Clone)]
 pub struct EntryPoint {
@@ -208,18 +212,24 @@ impl EntryPoint {
         }
     }
 
-    /// GET `path` until every one of `backends` has answered or `max` requests were sent (at
-    /// least `min`).
-    pub async fn sample_backends(&self, path: &str, backends: &[String], min: usize, max: usize) -> Vec<Answer> {
+    /// GET `path` until every one of `backends` has answered (and at least `min` requests were
+    /// sent) or `within` has passed. A count of requests is no bound here: a Service that has
+    /// only just got a Pod may send every new connection elsewhere for a second or two, so a
+    /// check that must hear every backend asks for as long as that may take, then says who was
+    /// not heard.
+    pub async fn sample_backends(&self, path: &str, backends: &[String], min: usize, within: Duration) -> Vec<Answer> {
+        let deadline = tokio::time::Instant::now() + within;
         let mut answers: Vec<Answer> = Vec::new();
-        while answers.len() < max {
+        loop {
             answers.push(self.get(path).await);
             let all_heard = backends.iter().all(|b| answers.iter().any(|a| a.backend.as_ref() == Some(b)));
-            if all_heard && answers.len() >= min {
-                break;
+            if (all_heard && answers.len() >= min) || tokio::time::Instant::now() >= deadline {
+                return answers;
+            }
+            if answers.len() >= min {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        answers
     }
 }
 

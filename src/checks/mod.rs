@@ -7,6 +7,7 @@ pub mod context;
 pub mod http_probe;
 pub mod negative;
 pub mod params;
+pub mod reachable;
 pub mod runner;
 pub mod timeline;
 pub mod verdict;

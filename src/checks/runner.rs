@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub artifacts: PathBuf,
     pub keep_on_failure: bool,
     pub timeouts: Timeouts,
+    /// The run's progress line for the stack being checked, if output is a terminal.
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 pub async fn run_check(cluster: &Cluster, stack: &Stack, check: &CheckSpec, run_id: &str, image_ref: ImageRefFn, opts: &RunOptions, cleanup: &Cleanup) -> CheckResult {
@@ -95,6 +97,7 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
             let result = async {
                 if needs_ready_stack(&check.name) {
                     ctx.wait_stack_ready().await?;
+                    ctx.wait_entry_answering(opts.progress.as_ref()).await?;
                 }
                 dispatch(&check.name, &ctx).await
             }
@@ -112,7 +115,7 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
     let unexpected = unexpected(&verdict, expect.is_some());
     if unexpected {
         let dir = opts.artifacts.join(&ns);
-        match crate::evidence::collect(&cluster.client, &ns, &dir, &log.entries()).await {
+        match crate::evidence::collect(&cluster.client, &ns, &dir, &log.entries(), &verdict.phases).await {
             Ok(dir) => {
                 eprintln!("{label}: evidence saved in {}", dir.display());
                 verdict.evidence = Some(dir);

@@ -7,7 +7,7 @@
 //! other workloads first, then gives the app `app_ready_s` to become ready.
 
 use super::actions::{serving_pods, workload_selector};
-use super::http_probe::{Answer, EntryPoint, probe_phase};
+use super::http_probe::{Answer, EntryPoint, SAMPLE_WITHIN, probe_phase};
 use super::{CheckContext, Verdict};
 use crate::observe::now_ms;
 use crate::stack::Resource;
@@ -165,7 +165,7 @@ pub async fn run(ctx: &CheckContext) -> Result<Verdict> {
     obs.answers.push(last);
     if reached {
         let backends = serving_pods(&ctx.actions.pods(&selector).await?);
-        obs.answers.extend(entry.sample_backends(&path, &backends, 9, 10 * backends.len().max(2)).await);
+        obs.answers.extend(entry.sample_backends(&path, &backends, 9, SAMPLE_WITHIN).await);
     }
     Ok(judge(&obs, &want).with_phase(probe_phase(&ctx.log, "pages that need the database", t)))
 }

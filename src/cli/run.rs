@@ -21,9 +21,14 @@ pub struct RunArgs {
     /// Stacks run in parallel.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
-    /// Where evidence and image archives go.
+    /// Where the evidence of failed checks goes (what CI uploads).
     #[arg(long, default_value = "artifacts")]
     pub artifacts: PathBuf,
+    /// Keep the image archives loaded into the cluster in DIR, and reuse those of unchanged
+    /// images on the next run (default: a temporary folder, removed once they are loaded; they
+    /// are gigabytes, and no part of the evidence).
+    #[arg(long, value_name = "DIR")]
+    pub image_archives: Option<PathBuf>,
     /// Leave a failed check's namespace in the cluster for inspection.
     #[arg(long)]
     pub keep_on_failure: bool,
@@ -58,10 +63,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let plan = Plan { stacks, checks: args.checks.clone() };
     crate::run::selected(&plan)?;
     let settings = Settings {
-        run: RunOptions { artifacts: args.artifacts.clone(), keep_on_failure: args.keep_on_failure, timeouts: Timeouts::default() },
+        run: RunOptions { artifacts: args.artifacts.clone(), keep_on_failure: args.keep_on_failure, timeouts: Timeouts::default(), progress: None },
         jobs: args.jobs,
         load_images_with: args.load_images_with.clone(),
         base: args.base.clone(),
+        image_archives: args.image_archives.clone(),
     };
     let report = tokio::runtime::Runtime::new()?.block_on(async {
         let cluster = connect(&args.cluster).await?;

@@ -108,16 +108,23 @@ impl Cluster {
             Access::Loopback { .. } => "127.0.0.1".to_string(),
             Access::NodeAddress { address } => address.clone(),
         };
-        if let Some(port) = entry.node_port {
-            return Ok((format!("http://{host}:{port}{}", entry.path), None));
-        }
-        match (&self.access, &entry.ingress_host) {
-            (Access::Loopback { ingress_http_port: Some(port) }, Some(ingress)) if !self.info.ingress_classes.is_empty() => {
-                Ok((format!("http://127.0.0.1:{port}{}", entry.path), Some(ingress.clone())))
-            }
-            _ => bail!("service {} has no nodePort and no reachable Ingress on context {}", entry.service, self.context),
-        }
+        entry_url(&self.access, &host, !self.info.ingress_classes.is_empty(), entry)
+            .ok_or_else(|| anyhow::anyhow!("service {} has no nodePort and no reachable Ingress on context {}", entry.service, self.context))
     }
+}
+
+/// The entry URL (and Host header) on a cluster reached through `access` at `host`: the
+/// NodePort, or the Ingress where a controller answers on this machine (first, for an entry
+/// that prefers it).
+pub fn entry_url(access: &Access, host: &str, has_ingress_class: bool, entry: &crate::stack::spec::Entry) -> Option<(String, Option<String>)> {
+    let ingress = match (access, &entry.ingress_host) {
+        (Access::Loopback { ingress_http_port: Some(port) }, Some(ingress)) if has_ingress_class => {
+            Some((format!("http://127.0.0.1:{port}{}", entry.path), Some(ingress.clone())))
+        }
+        _ => None,
+    };
+    let node_port = entry.node_port.map(|port| (format!("http://{host}:{port}{}", entry.path), None));
+    if entry.prefer_ingress { ingress.or(node_port) } else { node_port.or(ingress) }
 }
 
 /// One published port of a node container, as `docker port CONTAINER` prints it:
@@ -240,6 +247,25 @@ mod tests {
     /// `docker port` output of a kind control plane created from seaworthy's config (the format
     /// of Docker's `docker port` reference: `7890/tcp -> 0.0.0.0:4321`).
     const SEAWORTHY_KIND: &str = "80/tcp -> 127.0.0.1:18080\n6443/tcp -> 127.0.0.1:40123\n30080/tcp -> 127.0.0.1:30080\n31090/tcp -> 127.0.0.1:31090\n";
+
+    /// myblog on the 2026-12-06 lab cluster (no ingress controller) was skipped: its only entry
+    /// was the Ingress. With a NodePort it is reached there, and still through the Ingress
+    /// wherever a controller answers, since its entry prefers it.
+    #[test]
+    fn an_entry_that_prefers_its_ingress_falls_back_to_its_node_port() {
+        let myblog = crate::stack::Stack::find("myblog").unwrap().spec.entry;
+        let node = Access::NodeAddress { address: "10.200.0.1".into() };
+        assert_eq!(entry_url(&node, "10.200.0.1", false, &myblog), Some(("http://10.200.0.1:30082/blog/index/".into(), None)));
+        let kind = Access::Loopback { ingress_http_port: Some(18080) };
+        assert_eq!(entry_url(&kind, "127.0.0.1", true, &myblog), Some(("http://127.0.0.1:18080/blog/index/".into(), Some("myblog.luffy.com".into()))));
+        // A published port 80 without any IngressClass is no controller.
+        assert_eq!(entry_url(&kind, "127.0.0.1", false, &myblog), Some(("http://127.0.0.1:30082/blog/index/".into(), None)));
+        // A stack that does not prefer its Ingress keeps its NodePort, as before.
+        let phpdemo = crate::stack::Stack::find("phpdemo").unwrap().spec.entry;
+        assert_eq!(entry_url(&kind, "127.0.0.1", true, &phpdemo), Some(("http://127.0.0.1:30080/api.php".into(), None)));
+        let ingress_only = crate::stack::spec::Entry { node_port: None, ..myblog };
+        assert_eq!(entry_url(&node, "10.200.0.1", false, &ingress_only), None);
+    }
 
     #[test]
     fn docker_port_output_is_parsed() {

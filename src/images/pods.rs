@@ -85,6 +85,14 @@ pub struct Pod {
     stack: Stack,
 }
 
+/// One container of a Pod ended by [`Pod::terminate`], times counted from the start.
+#[derive(Debug, Clone)]
+pub struct Terminated {
+    pub container: String,
+    pub hook_done: Duration,
+    pub exited: Duration,
+}
+
 impl Sandbox {
     /// A fresh sandbox; `label` goes into the names (e.g. the stack and test).
     pub fn new(label: &str) -> Result<Sandbox> {
@@ -568,6 +576,66 @@ impl Pod {
         args.extend(self.containers.iter().map(|(_, p)| p.as_str()));
         podman(&args)?;
         Ok(start.elapsed())
+    }
+
+    /// Terminate the Pod as the kubelet does when it is deleted: every container's preStop hook
+    /// runs at once (from the manifest), each container gets its stop signal as soon as its own
+    /// hook has ended, and SIGKILL comes when the Pod's `grace` (terminationGracePeriodSeconds,
+    /// counted from the start, hooks included) is used up. This is the order that decides
+    /// whether one container of a Pod stops before another still needs it (kubelet
+    /// `killContainersWithSyncResult`: one goroutine per container, hook then stop). Returns, per
+    /// container, when its hook ended and when it had exited, from the start.
+    ///
+    /// Which hook ends first is a race the kubelet does not decide (each is an exec through the
+    /// runtime; on a busy node they end hundreds of ms apart). `late` gives that race a side: the
+    /// named container's stop signal comes that much after its hook ended, so a test can prove a
+    /// Pod right in the order that hurts it, every time, instead of in half the runs.
+    pub fn terminate(&self, grace: Duration, late: &[(&str, Duration)]) -> Result<Vec<Terminated>> {
+        let spec = self.stack.pod_spec(&self.workload).ok_or_else(|| anyhow!("no workload {}", self.workload))?;
+        let start = Instant::now();
+        let deadline = start + grace;
+        let results: Vec<Result<Terminated>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = spec
+                .containers
+                .iter()
+                .map(|c| {
+                    scope.spawn(move || -> Result<Terminated> {
+                        let hook: Vec<&str> = c
+                            .lifecycle
+                            .as_ref()
+                            .and_then(|l| l.pre_stop.as_ref())
+                            .and_then(|h| h.exec.as_ref())
+                            .and_then(|e| e.command.as_ref())
+                            .map(|cmd| cmd.iter().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        if !hook.is_empty() {
+                            // The kubelet bounds the hook by the grace period; a hook that fails
+                            // is logged and the stop goes on, so its exit status is not judged.
+                            let ctr = self.podman_container(&c.name)?;
+                            let secs = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+                            let timeout = format!("{secs:.1}");
+                            let _ = Command::new("timeout")
+                                .args(["-s", "KILL", &timeout, "podman", "exec", ctr])
+                                .args(&hook)
+                                .stdin(Stdio::null())
+                                .output()
+                                .context("running the preStop hook with podman exec")?;
+                        }
+                        let hook_done = start.elapsed();
+                        if let Some((_, lag)) = late.iter().find(|(name, _)| *name == c.name) {
+                            std::thread::sleep((*lag).min(deadline.saturating_duration_since(Instant::now())));
+                        }
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        // podman's --time is whole seconds: round up, never SIGKILL early.
+                        let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+                        podman(&["stop", "--time", &secs.to_string(), self.podman_container(&c.name)?])?;
+                        Ok(Terminated { container: c.name.clone(), hook_done, exited: start.elapsed() })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a termination thread panicked")))).collect()
+        });
+        results.into_iter().collect()
     }
 
     /// Stop one container (stop signal, SIGKILL after `grace`); how long it took.

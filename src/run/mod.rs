@@ -15,7 +15,7 @@ use crate::stack::Stack;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,32 @@ pub struct Settings {
     /// `--load-images-with CMD`: pipe each image archive to CMD (any cluster).
     pub load_images_with: Option<String>,
     pub base: String,
+    /// `--image-archives DIR`: keep the archives there; else a temporary folder.
+    pub image_archives: Option<PathBuf>,
+}
+
+/// Where image archives are saved before they are loaded: the folder the user asked to keep
+/// them in, or a temporary one removed on drop. Never the artifacts folder: CI uploads that,
+/// and the archives of one full run were 3.2 GB (shared/lab-runs/2026-12-06).
+pub enum ArchiveDir {
+    Kept(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl ArchiveDir {
+    pub fn new(keep: Option<&Path>) -> Result<ArchiveDir> {
+        Ok(match keep {
+            Some(dir) => ArchiveDir::Kept(dir.to_path_buf()),
+            None => ArchiveDir::Temporary(tempfile::Builder::new().prefix("seaworthy-images-").tempdir().context("creating a temporary folder for the image archives")?),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            ArchiveDir::Kept(p) => p,
+            ArchiveDir::Temporary(t) => t.path(),
+        }
+    }
 }
 
 /// The checks of `plan` that will run, per stack, failing on a check name no stack declares.
@@ -190,16 +216,16 @@ pub async fn pull_check(cluster: &Cluster, images: &[String], cleanup: &Cleanup)
 
 /// Build every image the selected stacks (and their variants) use, save the archives, and load
 /// them into the cluster.
-pub fn prepare_images(stacks: &[Stack], loader: &Loader, base: &str, artifacts: &PathBuf) -> Result<()> {
+pub fn prepare_images(stacks: &[Stack], loader: &Loader, base: &str, archives: &ArchiveDir) -> Result<()> {
     let builder = Builder::detect()?;
-    let dir = artifacts.join("images");
+    let dir = archives.path();
     for stack in stacks {
         for (b, _) in images::build::build_stack(builder, stack, base, false, |b, done| {
             if done.is_none() {
                 eprintln!("image {}: building {}", stack.name(), b.tag);
             }
         })? {
-            let (archive, _) = images::archive::save(builder, &b, &dir).with_context(|| format!("saving {}", b.tag))?;
+            let (archive, _) = images::archive::save(builder, &b, dir).with_context(|| format!("saving {}", b.tag))?;
             loader.load(&archive, &b.tag)?;
         }
     }
@@ -216,8 +242,9 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
     let _panic = cleanup.panic_guard();
     match image_loader(cluster, settings.load_images_with.as_deref())? {
         Some(loader) => {
-            let (stacks, base, artifacts) = (stacks.clone(), settings.base.clone(), settings.run.artifacts.clone());
-            tokio::task::spawn_blocking(move || prepare_images(&stacks, &loader, &base, &artifacts)).await??;
+            let (stacks, base) = (stacks.clone(), settings.base.clone());
+            let archives = ArchiveDir::new(settings.image_archives.as_deref())?;
+            tokio::task::spawn_blocking(move || prepare_images(&stacks, &loader, &base, &archives)).await??;
         }
         None => {
             let mut refs = Vec::new();
@@ -237,7 +264,8 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
     let results: Vec<Vec<CheckResult>> = futures::stream::iter(work.into_iter().map(|(stack, checks)| {
         let bar = progress.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(stack.name().to_string()));
         bar.enable_steady_tick(Duration::from_millis(200));
-        let (run_id, cleanup, opts, base) = (run_id.clone(), cleanup.clone(), settings.run.clone(), settings.base.clone());
+        let (run_id, cleanup, mut opts, base) = (run_id.clone(), cleanup.clone(), settings.run.clone(), settings.base.clone());
+        opts.progress = Some(bar.clone());
         async move {
             let image_ref: ImageRefFn = {
                 let stack = stack.clone();
@@ -248,7 +276,10 @@ pub async fn execute(cluster: &Cluster, plan: &Plan, settings: &Settings) -> Res
                 bar.set_message(format!("{} ...", check.name));
                 let result = run_check(cluster, &stack, check, &run_id, image_ref.clone(), &opts, &cleanup).await;
                 let (outcome, reason) = result.outcome();
-                bar.println(format!("{:<10} {:<28} {:<7} {}", stack.name(), check.name, outcome_word(outcome), first_line(&reason)));
+                let line = format!("{:<10} {:<28} {:<7} {}", stack.name(), check.name, outcome_word(outcome), first_line(&reason));
+                // A hidden bar (output is not a terminal: CI, a log file) prints nothing, and a
+                // 25-minute run would say nothing until its table.
+                if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
                 out.push(result);
             }
             bar.finish_and_clear();
@@ -294,6 +325,20 @@ pub fn exit_code(report: &RunReport) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lab run of 2026-12-06 left 3.2 GB of image archives in --artifacts, which CI uploads.
+    #[test]
+    fn image_archives_stay_out_of_the_artifacts_unless_kept() {
+        let artifacts = tempfile::tempdir().unwrap();
+        let temp = ArchiveDir::new(None).unwrap();
+        let path = temp.path().to_path_buf();
+        assert!(path.is_dir() && !path.starts_with(artifacts.path()));
+        std::fs::write(path.join("x.tar"), b"archive").unwrap();
+        drop(temp);
+        assert!(!path.exists(), "a temporary archive folder is removed once the images are loaded");
+        let kept = artifacts.path().join("kept");
+        assert_eq!(ArchiveDir::new(Some(&kept)).unwrap().path(), kept);
+    }
 
     #[test]
     fn checks_are_selected_by_name_and_unknown_names_refused() {

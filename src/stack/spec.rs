@@ -49,6 +49,10 @@ pub struct Entry {
     pub node_port: Option<i32>,
     #[serde(default)]
     pub ingress_host: Option<String>,
+    /// Reach the stack through its Ingress wherever an ingress controller answers, and through
+    /// `node_port` elsewhere (a stack whose promise is about its Ingress).
+    #[serde(default)]
+    pub prefer_ingress: bool,
     #[serde(default = "default_path")]
     pub path: String,
 }

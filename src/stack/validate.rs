@@ -67,6 +67,18 @@ fn spec_rules(stack: &Stack, problems: &mut Vec<Problem>) {
             match ports.iter().find(|p| p.port == entry.port) {
                 None => problem("entry.port".into(), format!("Service {} has no port {}", entry.service, entry.port)),
                 Some(p) => {
+                    let svc_type = svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
+                    if entry.node_port.is_none() {
+                        problem(
+                            "entry.node_port".into(),
+                            format!(
+                                "missing: without it the stack cannot be reached on a cluster that has no ingress controller (k3s without Traefik, kind without ingress-nginx, a bare cluster); make Service {} type NodePort with a nodePort on port {} and name that nodePort here (keep the Ingress with `prefer_ingress = true` to test it wherever a controller answers)",
+                                entry.service, entry.port
+                            ),
+                        );
+                    } else if !matches!(svc_type, "NodePort" | "LoadBalancer") {
+                        problem("entry.node_port".into(), format!("Service {} is type {svc_type}: only a NodePort or LoadBalancer Service has a nodePort", entry.service));
+                    }
                     if entry.node_port.is_some() && p.node_port != entry.node_port {
                         problem(
                             "entry.node_port".into(),

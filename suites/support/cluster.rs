@@ -79,7 +79,9 @@ async fn images(cluster: &Cluster, stack: &Stack) {
     }
     let loader = seaworthy::run::loader_for(cluster, std::env::var("SEAWORTHY_LOAD_IMAGES_WITH").ok().as_deref()).expect("image loader");
     let s = stack.clone();
-    tokio::task::spawn_blocking(move || seaworthy::run::prepare_images(&[s], &loader, &base(), &artifacts()))
+    // The archives only live until loaded: the artifacts folder is for evidence (CI uploads it).
+    let archives = seaworthy::run::ArchiveDir::new(std::env::var_os("SEAWORTHY_IMAGE_ARCHIVES").map(std::path::PathBuf::from).as_deref()).expect("a folder for the image archives");
+    tokio::task::spawn_blocking(move || seaworthy::run::prepare_images(&[s], &loader, &base(), &archives))
         .await
         .expect("image task")
         .unwrap_or_else(|e| panic!("images of {}: {e:#}", stack.name()));
@@ -100,7 +102,7 @@ async fn verdict(stack_name: &str, check: &str, variant: Option<&str>) -> Result
         let stack = stack.clone();
         Arc::new(move |n: &str, v: &str| seaworthy::images::image_ref_with_base(&stack, n, v, &base()))
     };
-    let opts = RunOptions { artifacts: artifacts(), keep_on_failure: false, timeouts: Timeouts::default() };
+    let opts = RunOptions { artifacts: artifacts(), keep_on_failure: false, timeouts: Timeouts::default(), progress: None };
     let _one = ONE_AT_A_TIME.lock().await;
     let _guard = cleanup.panic_guard();
     let started_ms = seaworthy::observe::now_ms();
