@@ -336,12 +336,17 @@ async fn cli_flags_json_and_exit_codes() {
         vec![url.as_str(), "--ramp", "10s:5,20s:6"],
         vec![url.as_str(), "--rate", "5", "--ramp", "0s:1,1s:1"],
         vec![url.as_str(), "--rate", "5", "-H", "no colon"],
+        vec![url.as_str(), "--rate", "5", "--no-keepalive", "--max-requests-per-connection", "5"],
+        vec![url.as_str(), "--rate", "5", "--connection-max-age", "soon"],
+        vec![url.as_str(), "--rate", "5", "--no-keepalive", "--connection-max-idle", "1s"],
     ] {
         let e = args(&bad).err().unwrap_or_else(|| panic!("{bad:?} must be refused"));
         assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
     }
     // Accepted by clap, refused with a message and exit 2.
     assert_eq!(run_cli(args(&[&url, "--rate", "5", "-c", "10", "--max-in-flight", "5"]).unwrap()).await.unwrap(), 2);
+    assert_eq!(run_cli(args(&[&url, "--rate", "5", "--max-requests-per-connection", "0"]).unwrap()).await.unwrap(), 2);
+    assert_eq!(run_cli(args(&[&url, "--rate", "5", "--connection-max-age", "0s"]).unwrap()).await.unwrap(), 2);
     assert_eq!(run_cli(args(&[&url]).unwrap()).await.unwrap(), 2, "no rate given");
     assert_eq!(run_cli(args(&["ftp://127.0.0.1/", "--rate", "5"]).unwrap()).await.unwrap(), 2);
     // Unreachable.
@@ -363,8 +368,27 @@ async fn cli_flags_json_and_exit_codes() {
     }
     assert_eq!(v["planned"], 200);
     assert_eq!(v["completed"], 200);
+    // `seaworthy load` keeps connections as long as the server does, as wrk/vegeta/oha do.
+    for key in ["max_requests_per_connection", "connection_max_age_s", "connection_max_idle_s"] {
+        assert!(v.get(key).is_some_and(|k| k.is_null()), "{key}: {v}");
+    }
     let back: Summary = serde_json::from_value(v).unwrap();
     assert_eq!(back.status_codes.get("200"), Some(&200));
+    assert!(back.render().contains("connections live as long as the server keeps them"));
+
+    // The connection knobs reach the engine and the summary.
+    let knobs = args(&[&url, "--rate", "100", "--duration", "1s", "-q", "--json", json.to_str().unwrap(), "--max-requests-per-connection", "10", "--connection-max-age", "500ms"]).unwrap();
+    run_cli(knobs).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((v["max_requests_per_connection"].as_u64(), v["connection_max_age_s"].as_f64()), (Some(10), Some(0.5)), "{v}");
+    assert!(v["connection_max_idle_s"].is_null(), "{v}");
+    assert!(v["connections_opened"].as_u64().unwrap() >= 10, "100 requests, 10 per connection: {v}");
+    let none = args(&[&url, "--rate", "50", "--duration", "1s", "-q", "--json", json.to_str().unwrap(), "--no-keepalive"]).unwrap();
+    run_cli(none).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["max_requests_per_connection"], 1);
+    assert_eq!(v["failed"], 0, "{v}");
+    assert!(v["connections_opened"].as_u64().unwrap() >= 50, "a new connection per request: {v}");
 
     // A missing page: every request fails, so the exit code says so unless allowed.
     let missing = url.replace("index.html", "missing.html");
@@ -379,6 +403,9 @@ async fn cli_flags_json_and_exit_codes() {
 /// nginx with a whole config of ours (`stream {}` needs the top level, which [`Nginx`] keeps),
 /// listening once this returns on every port of `ports`.
 fn nginx_with(dir: &Path, name: &str, main: &str, ports: &[u16]) -> local::Proc {
+    if main.contains(STREAM_MODULE) && !Path::new(STREAM_MODULE).exists() {
+        panic!("{STREAM_MODULE} is missing: install Debian's libnginx-mod-stream (.ci/packages.txt)");
+    }
     let d = dir.join(name);
     std::fs::create_dir_all(d.join("tmp")).unwrap();
     // Workers run as root when the test does: a temp dir is 0700 and `nobody` could not read it.
@@ -531,45 +558,55 @@ async fn requests_cut_by_a_killed_server_are_failures_never_retries() {
     assert!(survivor.last_seen_s > killed_at.as_secs_f64(), "the survivor answered after the kill: {counts}");
 }
 
-/// A server that closes idle keep-alive connections while the load runs (nginx's
-/// `keepalive_timeout` of 1 s while each connection waits ~2.7 s between its requests), or after a
-/// few requests (`keepalive_requests`, with `Connection: close`): no request fails.
+/// A server that closes idle keep-alive connections while the load runs costs no request: nginx
+/// with a 300 ms `keepalive_timeout` while each connection waits 500 ms or more between requests
+/// (margins of 200 ms, so no request is written as the server closes: that race, seen from the
+/// client, is a cut request like any other); the checks' policy against a gunicorn-like 2 s
+/// timeout at 4 req/s, where 8 connections in turn would each idle exactly 2 s; and a server that
+/// ends each connection after 3 requests with `Connection: close`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_closing_idle_connections_costs_no_request() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("www")).unwrap();
     std::fs::write(dir.path().join("www/index.html"), "<h1>seaworthy</h1>\n").unwrap();
-    let (idle_port, count_port) = (local::free_port(), local::free_port());
+    let (short, gunicorn_like, by_count) = (local::free_port(), local::free_port(), local::free_port());
     let www = dir.path().join("www");
     let conf = format!(
         "http {{\n {HTTP_TEMPS}\n access_log off;\n\
-         server {{ listen 127.0.0.1:{idle_port}; root {www}; keepalive_timeout 1s; client_header_timeout 1s; }}\n\
-         server {{ listen 127.0.0.1:{count_port}; root {www}; keepalive_requests 3; }}\n}}\n",
+         server {{ listen 127.0.0.1:{short}; root {www}; keepalive_timeout 300ms; }}\n\
+         server {{ listen 127.0.0.1:{gunicorn_like}; root {www}; keepalive_timeout 2s; }}\n\
+         server {{ listen 127.0.0.1:{by_count}; root {www}; keepalive_requests 3; }}\n}}\n",
         www = www.display()
     );
-    let _nginx = nginx_with(dir.path(), "closing", &conf, &[idle_port, count_port]);
+    let _nginx = nginx_with(dir.path(), "closing", &conf, &[short, gunicorn_like, by_count]);
+    let url = |port: u16| format!("http://127.0.0.1:{port}/index.html");
 
-    // 3 req/s round 8 connections: each one idles 2.7 s between requests, the server closes it
-    // after 1 s. Unlimited keep-alive on our side, so every close is the server's.
-    let mut cfg = LoadConfig::constant(&format!("http://127.0.0.1:{idle_port}/index.html"), 3.0, 7 * SEC).unwrap();
+    // Unlimited keep-alive on our side, so every close is the server's: 2 req/s round 2
+    // connections, each used connection is closed by the server 300 ms later, before its turn.
+    let mut cfg = LoadConfig::constant(&url(short), 2.0, 6 * SEC).unwrap();
+    cfg.connections = 2;
     cfg.connection = ConnectionPolicy::KEEP_ALIVE;
     let rep = Load::start(cfg).await.unwrap().finish().await;
     let s = rep.summary(SEC);
-    eprintln!("idle close: failed {}, retried {}, connections opened {}\n{}", s.failed, s.retried, s.connections_opened, s.render());
-    assert_eq!(s.planned, 21);
-    assert_eq!(s.failed, 0, "idle connections closed by the server cost no request:\n{}", s.render());
-    assert_eq!(s.ok, s.planned);
-    // The server did close them: most requests needed a connection opened after the first 8.
-    assert!(s.connections_opened >= 8 + 10, "nginx closed idle connections:\n{}", s.render());
+    eprintln!("idle close: failed {}, retried {}, connections opened {}", s.failed, s.retried, s.connections_opened);
+    assert_eq!(s.planned, 12);
+    assert_eq!((s.ok, s.failed), (12, 0), "idle connections closed by the server cost no request:\n{}", s.render());
+    // The server did close them: after the 2 warm ones, each request needed a new connection.
+    assert!(s.connections_opened >= s.planned, "nginx closed every idle connection:\n{}", s.render());
     assert_eq!(rep.records.iter().filter(|r| r.flags & flags::RETRIED != 0).count() as u64, s.retried);
+
+    let mut cfg = LoadConfig::constant(&url(gunicorn_like), 4.0, 6 * SEC).unwrap();
+    cfg.connection = ConnectionPolicy::CHECKS;
+    let s = Load::start(cfg).await.unwrap().finish().await.summary(SEC);
+    eprintln!("checks' policy, 2 s server timeout: failed {}, retried {}, connections opened {}", s.failed, s.retried, s.connections_opened);
+    assert_eq!((s.ok, s.failed), (24, 0), "{}", s.render());
 
     // The server ends each connection after 3 requests and says so: the connection is not used
     // again, so nothing fails and nothing needs a retry.
-    let mut cfg = LoadConfig::constant(&format!("http://127.0.0.1:{count_port}/index.html"), 200.0, 2 * SEC).unwrap();
+    let mut cfg = LoadConfig::constant(&url(by_count), 200.0, 2 * SEC).unwrap();
     cfg.connection = ConnectionPolicy::KEEP_ALIVE;
-    let rep = Load::start(cfg).await.unwrap().finish().await;
-    let s = rep.summary(SEC);
+    let s = Load::start(cfg).await.unwrap().finish().await.summary(SEC);
     eprintln!("Connection: close after 3: failed {}, retried {}, connections opened {}", s.failed, s.retried, s.connections_opened);
     assert_eq!((s.ok, s.failed, s.retried), (400, 0, 0), "{}", s.render());
     assert!(s.connections_opened >= 400 / 3, "{}", s.render());

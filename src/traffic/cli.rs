@@ -73,6 +73,11 @@ pub struct LoadArgs {
     /// `Connection: close`. Default: no limit.
     #[arg(long, value_name = "DUR", value_parser = parse_duration_arg, conflicts_with = "no_keepalive")]
     pub connection_max_age: Option<Duration>,
+    /// Close a connection idle this long (1s, 500ms) instead of reusing it. Keep it below the
+    /// server's keep-alive timeout: a request sent just as the server closes an idle connection is
+    /// cut like one whose server died, and counts as failed. Default: no limit.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg, conflicts_with = "no_keepalive")]
+    pub connection_max_idle: Option<Duration>,
     /// A new connection for every request (`Connection: close` on each).
     #[arg(long)]
     pub no_keepalive: bool,
@@ -132,7 +137,11 @@ impl LoadArgs {
         cfg.connection = if self.no_keepalive {
             ConnectionPolicy::NO_KEEPALIVE
         } else {
-            ConnectionPolicy { max_requests: self.max_requests_per_connection, max_age: self.connection_max_age }
+            ConnectionPolicy {
+                max_requests: self.max_requests_per_connection,
+                max_age: self.connection_max_age,
+                max_idle: self.connection_max_idle,
+            }
         };
         cfg.validate()?;
         super::engine::Target::check(&self.url)?;

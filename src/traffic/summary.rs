@@ -47,6 +47,9 @@ pub struct Summary {
     /// A connection this old serves its next request as its last; null = no limit.
     #[serde(default)]
     pub connection_max_age_s: Option<f64>,
+    /// A connection idle this long is closed instead of reused; null = no limit.
+    #[serde(default)]
+    pub connection_max_idle_s: Option<f64>,
     /// planned / duration_s.
     pub planned_rps: f64,
     /// sent / the time it took to send them (at least duration_s).
@@ -278,6 +281,7 @@ impl Summary {
             connections_opened: rep.connections_opened,
             max_requests_per_connection: rep.connection_policy.max_requests,
             connection_max_age_s: rep.connection_policy.max_age.map(|a| a.as_secs_f64()),
+            connection_max_idle_s: rep.connection_policy.max_idle.map(|a| a.as_secs_f64()),
             planned_rps,
             achieved_rps,
             rate_held: schedule.map(|_| achieved_rps >= 0.99 * planned_rps),
@@ -318,7 +322,7 @@ impl Summary {
         let _ = writeln!(
             o,
             "  connections {}",
-            ConnectionPolicy::describe(self.max_requests_per_connection, self.connection_max_age_s)
+            ConnectionPolicy::describe(self.max_requests_per_connection, self.connection_max_age_s, self.connection_max_idle_s)
         );
         let _ = writeln!(
             o,
