@@ -1,8 +1,14 @@
-//! The load generator against real servers on loopback: Debian's nginx serving a static file, and
-//! nginx load-balancing real Python backends that get killed, drained, or stall.
+//! The load generator against real servers on loopback: Debian's nginx serving a static file,
+//! nginx load-balancing real Python backends that get killed, drained, or stall, and nginx
+//! `stream` balancing per connection (as kube-proxy and IPVS do) over backends that get killed
+//! mid-request or must all be reached.
 //!
 //! Every assertion is about counts and shapes (records, buckets, backends), never about how long
 //! something took on this machine.
+
+// `serial()`'s guard is held across awaits on purpose: each test has its own runtime, and the
+// lock only keeps two tests' servers and loads from sharing the 2 cores at once.
+#![allow(clippy::await_holding_lock)]
 
 use std::io::Read;
 use std::net::TcpListener;

@@ -145,10 +145,10 @@ impl LoadArgs {
         };
         cfg.validate()?;
         super::engine::Target::check(&self.url)?;
-        if let Mode::Open(s) = &cfg.mode {
-            if s.planned_count() == 0 {
-                anyhow::bail!("this rate and duration plan no request at all");
-            }
+        if let Mode::Open(s) = &cfg.mode
+            && s.planned_count() == 0
+        {
+            anyhow::bail!("this rate and duration plan no request at all");
         }
         Ok(cfg)
     }

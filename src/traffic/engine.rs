@@ -183,19 +183,15 @@ impl LoadConfig {
         if self.timeout.is_zero() {
             bail!("--timeout must be more than 0");
         }
-        if let Mode::Open(_) = self.mode {
-            if self.max_in_flight < self.connections {
-                bail!(
-                    "--max-in-flight ({}) must be at least --connections ({})",
-                    self.max_in_flight,
-                    self.connections
-                );
-            }
+        if let Mode::Open(_) = self.mode
+            && self.max_in_flight < self.connections
+        {
+            bail!("--max-in-flight ({}) must be at least --connections ({})", self.max_in_flight, self.connections);
         }
-        if let Mode::Closed { duration: None } = self.mode {
-            if self.max_requests.is_none() {
-                bail!("a closed-model load needs a duration or a request count to end");
-            }
+        if let Mode::Closed { duration: None } = self.mode
+            && self.max_requests.is_none()
+        {
+            bail!("a closed-model load needs a duration or a request count to end");
         }
         if self.max_requests == Some(0) {
             bail!("--requests must be at least 1");
@@ -478,10 +474,10 @@ impl Shared {
             let conn = tokio::time::timeout(sh.timeout, sh.connect(false)).await;
             // The reservation above: the connection counts itself from now.
             sh.live.fetch_sub(1, Ordering::Relaxed);
-            if let Ok(Ok(c)) = conn {
-                if !sh.stopping() {
-                    sh.idle.lock().unwrap().push_back(c);
-                }
+            if let Ok(Ok(c)) = conn
+                && !sh.stopping()
+            {
+                sh.idle.lock().unwrap().push_back(c);
             }
         });
     }
@@ -658,10 +654,9 @@ fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtim
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
-    let mut n = 0u64;
     let mut ended = false;
-    'plan: for off in schedule.offsets() {
-        if n >= max {
+    'plan: for (n, off) in schedule.offsets().enumerate() {
+        if n as u64 >= max {
             ended = true;
             break;
         }
@@ -680,7 +675,6 @@ fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtim
             }
             drop(sh.wake.1.wait_timeout(guard, at - now).unwrap());
         }
-        n += 1;
         sh.counters.planned.fetch_add(1, Ordering::Relaxed);
         rt.spawn(open_request(sh.clone(), at, off, done.clone()));
     }

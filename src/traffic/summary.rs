@@ -176,7 +176,7 @@ impl Summary {
             ok += is_ok as u64;
             let b = bucket_of(r);
             if timeline.len() <= b {
-                timeline.resize_with(b + 1, || Bucket::empty());
+                timeline.resize_with(b + 1, Bucket::empty);
                 per_bucket_done.resize(b + 1, 0);
             }
             let tb = &mut timeline[b];
