@@ -565,8 +565,8 @@ async fn requests_cut_by_a_killed_server_are_failures_never_retries() {
 }
 
 /// A server that closes idle keep-alive connections while the load runs costs no request: nginx
-/// with a 300 ms `keepalive_timeout` while each connection waits 500 ms or more between requests
-/// (margins of 200 ms, so no request is written as the server closes: that race, seen from the
+/// with a 200 ms `keepalive_timeout` while each connection waits 500 ms or more between requests
+/// (margins of 300 ms, so no request is written as the server closes: that race, seen from the
 /// client, is a cut request like any other); the checks' policy against a gunicorn-like 2 s
 /// timeout at 4 req/s, where 8 connections taken in turn would idle 2 s each without the
 /// policy's 1 s idle bound (a race at equal times that the server usually loses, so this case
@@ -582,7 +582,7 @@ async fn a_server_closing_idle_connections_costs_no_request() {
     let www = dir.path().join("www");
     let conf = format!(
         "http {{\n {HTTP_TEMPS}\n access_log off;\n\
-         server {{ listen 127.0.0.1:{short}; root {www}; keepalive_timeout 300ms; }}\n\
+         server {{ listen 127.0.0.1:{short}; root {www}; keepalive_timeout 200ms; }}\n\
          server {{ listen 127.0.0.1:{gunicorn_like}; root {www}; keepalive_timeout 2s; }}\n\
          server {{ listen 127.0.0.1:{by_count}; root {www}; keepalive_requests 3; }}\n}}\n",
         www = www.display()
@@ -591,7 +591,7 @@ async fn a_server_closing_idle_connections_costs_no_request() {
     let url = |port: u16| format!("http://127.0.0.1:{port}/index.html");
 
     // Unlimited keep-alive on our side, so every close is the server's: 2 req/s round 2
-    // connections, each used connection is closed by the server 300 ms later, before its turn.
+    // connections, each used connection is closed by the server 200 ms later, before its turn.
     let mut cfg = LoadConfig::constant(&url(short), 2.0, 6 * SEC).unwrap();
     cfg.connections = 2;
     cfg.connection = ConnectionPolicy::KEEP_ALIVE;
@@ -600,8 +600,10 @@ async fn a_server_closing_idle_connections_costs_no_request() {
     eprintln!("idle close: failed {}, retried {}, connections opened {}", s.failed, s.retried, s.connections_opened);
     assert_eq!(s.planned, 12);
     assert_eq!((s.ok, s.failed), (12, 0), "idle connections closed by the server cost no request:\n{}", s.render());
-    // The server did close them: after the 2 warm ones, each request needed a new connection.
-    assert!(s.connections_opened >= s.planned, "nginx closed every idle connection:\n{}", s.render());
+    // The server did close them: after the 2 warm ones, each request needed a new connection
+    // (give or take one answered so late, on a starved machine, that its connection's turn came
+    // within 200 ms).
+    assert!(s.connections_opened + 2 >= s.planned, "nginx closed the idle connections:\n{}", s.render());
     assert_eq!(rep.records.iter().filter(|r| r.flags & flags::RETRIED != 0).count() as u64, s.retried);
 
     let mut cfg = LoadConfig::constant(&url(gunicorn_like), 4.0, 6 * SEC).unwrap();
