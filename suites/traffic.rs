@@ -552,7 +552,9 @@ async fn requests_cut_by_a_killed_server_are_failures_never_retries() {
     for r in &failed {
         assert_eq!(r.outcome(), Outcome::Failure(FailureKind::Reset), "a cut request is a reset: {counts}");
         assert_eq!(r.flags & flags::RETRIED, 0, "a cut request is never sent again: {counts}");
-        assert!(r.started_ns() <= ns(killed_at) + ns(SEC / 10), "only requests in flight at the kill fail: {counts}");
+        // Give or take a request written on a connection to the dead backend before the balancer's
+        // close of it was seen here (a starved test process sees it late).
+        assert!(r.started_ns() <= ns(killed_at) + ns(SEC / 2), "only requests in flight at the kill fail: {counts}");
     }
     assert!(failed.iter().filter(|r| r.flags & flags::NEW_CONNECTION == 0).count() as u64 >= cut, "cut on reused connections: {counts}");
     // A retry is allowed only for a request hyper gave back unwritten: it was answered.
