@@ -10,7 +10,10 @@
 #
 # Env: SEAWORTHY (binary; default: cargo build --release), CONNS (50), SECS (8 per throughput
 # round), ROUNDS (3), NGINX_WORKERS (1), OHA (oha binary; default: PATH, else `cargo install oha`
-# into a temp root unless NO_OHA_INSTALL=1).
+# into a temp root unless NO_OHA_INSTALL=1), SW_ARGS (extra flags for seaworthy's throughput
+# rounds, e.g. "--max-requests-per-connection 32" to measure a bounded connection life; default
+# none: `seaworthy load`'s own defaults, unlimited keep-alive like wrk and oha), THROUGHPUT_ONLY=1
+# (stop after part 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,11 +84,12 @@ cpu_us() { awk -v n="$2" '{printf "%.1f", ($1+$2)*1e6/n}' "$1"; }
 
 echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg); nginx $NGINX_WORKERS worker(s) at $URL"
 echo
-echo "== closed-model max throughput: $CONNS connections, ${SECS}s x $ROUNDS rounds (median) =="
+echo "== closed-model max throughput: $CONNS connections, ${SECS}s x $ROUNDS rounds (median); seaworthy flags: ${SW_ARGS:-none (its defaults)} =="
 : >"$WORK/sw" ; : >"$WORK/wrk" ; : >"$WORK/oha"
 : >"$WORK/sw.cpu" ; : >"$WORK/wrk.cpu" ; : >"$WORK/oha.cpu"
 for round in $(seq "$ROUNDS"); do
-    /usr/bin/time -f "%U %S" -o "$WORK/t" "$SEAWORTHY" load "$URL" --rate max -c "$CONNS" --duration "${SECS}s" -q --json "$WORK/sw.json" || true
+    # shellcheck disable=SC2086
+    /usr/bin/time -f "%U %S" -o "$WORK/t" "$SEAWORTHY" load "$URL" --rate max -c "$CONNS" --duration "${SECS}s" -q --json "$WORK/sw.json" ${SW_ARGS:-} || true
     rps=$(json "$WORK/sw.json" "d['achieved_rps']"); n=$(json "$WORK/sw.json" "d['completed']")
     echo "$rps" >>"$WORK/sw"; cpu_us "$WORK/t" "$n" >>"$WORK/sw.cpu"; echo >>"$WORK/sw.cpu"
 
@@ -112,6 +116,7 @@ else
     echo "  oha: skipped (not installed, install failed, or NO_OHA_INSTALL=1)"
 fi
 printf "  seaworthy/wrk = %.2f (goal >= 0.8)\n" "$(echo "$SW $WRK" | awk '{print $1/$2}')"
+[ "${THROUGHPUT_ONLY:-}" = 1 ] && exit 0
 
 echo
 echo "== constant-rate accuracy (open model, 5s each) =="

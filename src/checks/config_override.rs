@@ -250,6 +250,7 @@ mod tests {
             planned: records.len() as u64,
             connections_opened: 8,
             retried: 0,
+            connection_policy: Default::default(),
             backends: backends.clone(),
             versions: vec![String::new(), "v1".into()],
             records,

@@ -6,7 +6,7 @@ use super::verdict::Phase;
 use crate::cluster::ClusterInfo;
 use crate::observe::{EventLog, now_ms};
 use crate::stack::{Resource, Stack};
-use crate::traffic::{Load, LoadConfig, Report, Schedule};
+use crate::traffic::{ConnectionPolicy, Load, LoadConfig, Report, Schedule};
 use crate::wait::watch as waits;
 use anyhow::{Context, Result, anyhow};
 use std::time::{Duration, Instant};
@@ -118,6 +118,10 @@ impl CheckContext {
             None => self.entry_url.clone(),
         };
         let mut cfg = LoadConfig::open(&url, schedule);
+        // Many clients, not one: a per-connection balancer (kube-proxy, IPVS) spreads only new
+        // connections, so the checks' connections live at most 1 s or 32 requests. Retries stay
+        // on: the engine resends only a request it provably never wrote, and counts it.
+        cfg.connection = ConnectionPolicy::CHECKS;
         if let Some(host) = &self.host_header {
             cfg.headers.push(("Host".into(), host.clone()));
         }

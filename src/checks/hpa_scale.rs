@@ -430,6 +430,7 @@ mod tests {
             planned: 20,
             connections_opened: 8,
             retried: 0,
+            connection_policy: Default::default(),
             backends: vec![String::new(), "wordpress-1".into()],
             versions: vec![String::new()],
             records,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::engine::{Load, LoadConfig, Mode};
+use super::engine::{ConnectionPolicy, Load, LoadConfig, Mode};
 use super::schedule::{parse_duration, parse_ramp, parse_rate, Rate, Schedule};
 use super::summary::Summary;
 
@@ -63,8 +63,27 @@ pub struct LoadArgs {
     /// Exit 0 even if requests failed.
     #[arg(long)]
     pub allow_failures: bool,
-    /// Count a request that died on a keep-alive connection the server had closed as a failure
-    /// instead of sending it again once on a fresh connection.
+    /// Close a connection after this many requests (its last one carries `Connection: close`) and
+    /// go on with another. Default: unlimited, as wrk, vegeta, Fortio and oha do. Behind a
+    /// per-connection balancer (kube-proxy, IPVS, an L4 load balancer) a small number spreads the
+    /// load over the backends.
+    #[arg(long, value_name = "N", conflicts_with = "no_keepalive")]
+    pub max_requests_per_connection: Option<u32>,
+    /// A connection at least this old (1s, 500ms) serves its next request as its last, with
+    /// `Connection: close`. Default: no limit.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg, conflicts_with = "no_keepalive")]
+    pub connection_max_age: Option<Duration>,
+    /// Close a connection idle this long (1s, 500ms) instead of reusing it. Keep it below the
+    /// server's keep-alive timeout: a request sent just as the server closes an idle connection is
+    /// cut like one whose server died, and counts as failed. Default: no limit.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg, conflicts_with = "no_keepalive")]
+    pub connection_max_idle: Option<Duration>,
+    /// A new connection for every request (`Connection: close` on each).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Count a request whose reused connection was found closed before the request was written
+    /// as a failure, instead of sending it once more on a new connection. (A request that was
+    /// written and then cut is always a failure, never sent again.)
     #[arg(long)]
     pub no_retry: bool,
     /// No progress line and no human summary.
@@ -115,12 +134,21 @@ impl LoadArgs {
         cfg.version_header = self.version_header.clone();
         cfg.max_requests = self.requests;
         cfg.retry_closed_idle = !self.no_retry;
+        cfg.connection = if self.no_keepalive {
+            ConnectionPolicy::NO_KEEPALIVE
+        } else {
+            ConnectionPolicy {
+                max_requests: self.max_requests_per_connection,
+                max_age: self.connection_max_age,
+                max_idle: self.connection_max_idle,
+            }
+        };
         cfg.validate()?;
         super::engine::Target::check(&self.url)?;
-        if let Mode::Open(s) = &cfg.mode {
-            if s.planned_count() == 0 {
-                anyhow::bail!("this rate and duration plan no request at all");
-            }
+        if let Mode::Open(s) = &cfg.mode
+            && s.planned_count() == 0
+        {
+            anyhow::bail!("this rate and duration plan no request at all");
         }
         Ok(cfg)
     }

@@ -1,11 +1,21 @@
 //! The generator: planned instants on a dedicated timer thread, requests on tokio over a pool of
 //! keep-alive HTTP/1.1 connections (hyper), one [`Record`] per request.
+//!
+//! Two rules shape the connection handling, both learnt on a real cluster:
+//! - Requests are spread over the open connections in turn (FIFO), and a connection lives a
+//!   bounded number of requests or time ([`ConnectionPolicy`]): kube-proxy, IPVS and most L4
+//!   balancers pick a backend per *connection*, so a load riding one long-lived connection
+//!   reaches one Pod.
+//! - A request is sent again only when hyper hands it back unwritten (the connection was seen
+//!   closed before a byte of it left). A request cut after it was written (reset, EOF) is a
+//!   failure, always: it is what a Pod killed mid-request looks like, and a retry would hide it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +23,7 @@ use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -30,6 +40,74 @@ pub enum Mode {
     Open(Schedule),
     /// `connections` loops; ends after `duration` (or `max_requests`, or `stop`).
     Closed { duration: Option<Duration> },
+}
+
+/// How long one connection lives. Its last request carries `Connection: close`, so the server
+/// closes it cleanly after answering, and the next request goes out on another connection, which
+/// an L4 balancer places anew.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionPolicy {
+    /// Requests per connection; `None` = unlimited, `Some(1)` = no keep-alive.
+    pub max_requests: Option<u32>,
+    /// A connection at least this old when a request takes it serves that request as its last.
+    pub max_age: Option<Duration>,
+    /// A connection idle this long is closed instead of reused. A server closes idle connections
+    /// on its own timer (gunicorn after 2 s, Node and Apache 5 s, nginx 75 s), and a request
+    /// written just as it does is cut exactly like one whose Pod was killed: the two cannot be
+    /// told apart afterwards, so the only way not to count the server's idle close as a failure
+    /// is not to race it. Below the server's timeout, that race cannot happen.
+    pub max_idle: Option<Duration>,
+}
+
+impl ConnectionPolicy {
+    /// `seaworthy load`'s default, what wrk, wrk2, vegeta, Fortio and oha do: keep-alive
+    /// connections that live as long as the server keeps them, so a benchmark measures the server
+    /// and not connection setup.
+    pub const KEEP_ALIVE: ConnectionPolicy = ConnectionPolicy { max_requests: None, max_age: None, max_idle: None };
+
+    /// A new connection per request (`--no-keepalive`).
+    pub const NO_KEEPALIVE: ConnectionPolicy = ConnectionPolicy { max_requests: Some(1), max_age: None, max_idle: None };
+
+    /// The checks' policy: traffic like many clients, not one. A connection lives at most 1 s or
+    /// 32 requests and is not reused after 1 s idle. The open-model pool replaces each connection
+    /// that ends after a request, so a constant load keeps going round its 8 connections and opens
+    /// a few new ones every second whatever its rate: at the checks' 2-20 req/s, one to three
+    /// requests per connection. Behind a balancer that picks a backend per connection at random
+    /// (kube-proxy's iptables mode), the chance to miss one of 3 backends over 20 connections is
+    /// 3·(2/3)^20 ≈ 0.1%; with round robin (IPVS) none is missed. The request bound keeps that
+    /// true at high rates, where 1 s is many requests; the idle bound stays below the shortest
+    /// common server keep-alive timeout (gunicorn's 2 s).
+    pub const CHECKS: ConnectionPolicy = ConnectionPolicy {
+        max_requests: Some(32),
+        max_age: Some(Duration::from_secs(1)),
+        max_idle: Some(Duration::from_secs(1)),
+    };
+
+    pub fn keep_alive(&self) -> bool {
+        self.max_requests != Some(1)
+    }
+
+    /// Whether a connection that was opened at `born` and has served `served` requests serves
+    /// the next one as its last.
+    fn last_request(&self, born: Instant, served: u32) -> bool {
+        self.max_requests.is_some_and(|m| served + 1 >= m) || self.max_age.is_some_and(|a| born.elapsed() >= a)
+    }
+
+    /// One line for summaries, e.g. "keep-alive, at most 32 requests or 1s per connection, closed after 1s idle".
+    pub fn describe(max_requests: Option<u32>, max_age_s: Option<f64>, max_idle_s: Option<f64>) -> String {
+        let mut d = match (max_requests, max_age_s) {
+            (Some(1), _) => return "no keep-alive (a new connection per request)".into(),
+            (None, None) if max_idle_s.is_none() => return "keep-alive, connections live as long as the server keeps them".into(),
+            (None, None) => "keep-alive".to_string(),
+            (Some(n), None) => format!("keep-alive, at most {n} requests per connection"),
+            (None, Some(a)) => format!("keep-alive, at most {a}s per connection"),
+            (Some(n), Some(a)) => format!("keep-alive, at most {n} requests or {a}s per connection"),
+        };
+        if let Some(i) = max_idle_s {
+            d += &format!(", closed after {i}s idle");
+        }
+        d
+    }
 }
 
 /// What to load and how.
@@ -55,9 +133,13 @@ pub struct LoadConfig {
     pub version_header: String,
     /// Stop after this many requests.
     pub max_requests: Option<u64>,
-    /// Send a GET again, once, on a fresh connection when a reused keep-alive connection turns out
-    /// to be closed by the server before any response byte (RFC 9112 §9.3.1; every browser and
-    /// Go's net/http do it). Counted as `retried`. Off: such requests are failures (`reset`).
+    /// How long a connection lives; see [`ConnectionPolicy`].
+    pub connection: ConnectionPolicy,
+    /// Send a request again, once, on a fresh connection when a reused connection turns out closed
+    /// before the request was written (hyper gives the request back unsent: the server closed the
+    /// idle connection, RFC 9112 §9.3.1). Never a request that was written, whatever happened to
+    /// it after: that one is a failure. Every retry is counted (`retried`) and flagged on its
+    /// record. Off: a request that found its connection closed is a failure (`reset`) too.
     pub retry_closed_idle: bool,
 }
 
@@ -88,6 +170,7 @@ impl LoadConfig {
             backend_header: "X-Seaworthy-Backend".into(),
             version_header: "X-Seaworthy-Version".into(),
             max_requests: None,
+            connection: ConnectionPolicy::KEEP_ALIVE,
             retry_closed_idle: true,
         }
     }
@@ -100,22 +183,27 @@ impl LoadConfig {
         if self.timeout.is_zero() {
             bail!("--timeout must be more than 0");
         }
-        if let Mode::Open(_) = self.mode {
-            if self.max_in_flight < self.connections {
-                bail!(
-                    "--max-in-flight ({}) must be at least --connections ({})",
-                    self.max_in_flight,
-                    self.connections
-                );
-            }
+        if let Mode::Open(_) = self.mode
+            && self.max_in_flight < self.connections
+        {
+            bail!("--max-in-flight ({}) must be at least --connections ({})", self.max_in_flight, self.connections);
         }
-        if let Mode::Closed { duration: None } = self.mode {
-            if self.max_requests.is_none() {
-                bail!("a closed-model load needs a duration or a request count to end");
-            }
+        if let Mode::Closed { duration: None } = self.mode
+            && self.max_requests.is_none()
+        {
+            bail!("a closed-model load needs a duration or a request count to end");
         }
         if self.max_requests == Some(0) {
             bail!("--requests must be at least 1");
+        }
+        if self.connection.max_requests == Some(0) {
+            bail!("--max-requests-per-connection must be at least 1 (1 is --no-keepalive)");
+        }
+        if self.connection.max_age.is_some_and(|a| a.is_zero()) {
+            bail!("--connection-max-age must be more than 0 (for a new connection per request, use --no-keepalive)");
+        }
+        if self.connection.max_idle.is_some_and(|a| a.is_zero()) {
+            bail!("--connection-max-idle must be more than 0 (for a new connection per request, use --no-keepalive)");
         }
         Ok(())
     }
@@ -205,6 +293,15 @@ enum Driver {
 struct Conn {
     sender: SendRequest<Empty<Bytes>>,
     driver: Driver,
+    born: Instant,
+    /// When its last request ended (or it was opened).
+    idle_since: Instant,
+    /// Requests answered on it.
+    served: u32,
+    /// Its last request is done (policy, or the server said `Connection: close`).
+    ending: bool,
+    /// The open model's count of live pooled connections, which the pool keeps at its warm size.
+    live: Option<Arc<AtomicUsize>>,
 }
 
 impl Conn {
@@ -217,6 +314,9 @@ impl Drop for Conn {
     fn drop(&mut self) {
         if let Driver::Task(t) = &self.driver {
             t.abort();
+        }
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -248,11 +348,18 @@ struct Shared {
     version_header: HeaderName,
     timeout: Duration,
     retry: bool,
+    policy: ConnectionPolicy,
+    /// Open model: connections the pool keeps open (the warm count).
+    warm: usize,
+    /// Open model: pooled connections open or being opened.
+    live: Arc<AtomicUsize>,
     t0: Instant,
     log: Mutex<RecordLog>,
     backends: Interner,
     versions: Interner,
-    idle: Mutex<Vec<Conn>>,
+    /// Open model: idle connections, taken from the front and put back at the end, so requests
+    /// go round the open connections in turn.
+    idle: Mutex<VecDeque<Conn>>,
     limit: Semaphore,
     counters: Counters,
     stop: AtomicBool,
@@ -272,8 +379,9 @@ struct Answer {
 
 struct AttemptError {
     kind: FailureKind,
-    /// The server closed or reset the connection before any response byte.
-    before_response: bool,
+    /// Provably never written: hyper gave the request back, or the connection was closed before
+    /// it was handed over. Only such a request may be sent again.
+    unsent: bool,
 }
 
 impl Shared {
@@ -285,15 +393,18 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn request(&self) -> Request<Empty<Bytes>> {
+    fn request(&self, last: bool) -> Request<Empty<Bytes>> {
         let mut req = Request::new(Empty::new());
         *req.uri_mut() = self.target.path.clone();
         *req.headers_mut() = self.headers.clone();
+        if last {
+            req.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         req
     }
 
     async fn connect(&self, inline: bool) -> Result<Conn, AttemptError> {
-        let fail = |kind| AttemptError { kind, before_response: true };
+        let fail = |kind| AttemptError { kind, unsent: true };
         let stream = TcpStream::connect(self.target.addr).await.map_err(|e| {
             fail(match e.kind() {
                 std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectRefused,
@@ -314,59 +425,114 @@ impl Shared {
             }))
         };
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
-        Ok(Conn { sender, driver })
+        let live = (!inline).then(|| {
+            self.live.fetch_add(1, Ordering::Relaxed);
+            self.live.clone()
+        });
+        let now = Instant::now();
+        Ok(Conn { sender, driver, born: now, idle_since: now, served: 0, ending: false, live })
     }
 
+    /// Open model: the least recently used open connection. Those found closed (the server ended
+    /// them while idle) or idle too long are dropped and not replaced: the load is too slow to
+    /// keep that many connections busy, and the pool shrinks to what it uses.
     fn checkout_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap();
-        while let Some(c) = idle.pop() {
-            if !c.is_closed() {
+        while let Some(c) = idle.pop_front() {
+            let stale = self.policy.max_idle.is_some_and(|m| c.idle_since.elapsed() >= m);
+            if !stale && !c.is_closed() {
                 return Some(c);
             }
         }
         None
     }
 
-    fn check_in(&self, c: Conn) {
-        if !c.is_closed() {
-            self.idle.lock().unwrap().push(c);
+    /// Open model: back into the pool after a request, unless its life is over; then another
+    /// takes its place.
+    fn check_in(self: &Arc<Self>, mut c: Conn) {
+        if c.ending || c.is_closed() {
+            drop(c);
+            self.replenish();
+        } else {
+            c.idle_since = Instant::now();
+            self.idle.lock().unwrap().push_back(c);
         }
     }
 
+    /// Open model: open a connection in the background for one that ended, while the pool is
+    /// below its warm size, so that requests keep going round as many connections as at the start
+    /// (and their ends spread over time) instead of riding the one a request last opened. A
+    /// connect that fails is dropped: requests open their own when the pool is empty, and fail
+    /// visibly if that fails.
+    fn replenish(self: &Arc<Self>) {
+        if self.stopping() || self.live.fetch_add(1, Ordering::Relaxed) >= self.warm {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let sh = self.clone();
+        tokio::spawn(async move {
+            let conn = tokio::time::timeout(sh.timeout, sh.connect(false)).await;
+            // The reservation above: the connection counts itself from now.
+            sh.live.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(Ok(c)) = conn
+                && !sh.stopping()
+            {
+                sh.idle.lock().unwrap().push_back(c);
+            }
+        });
+    }
+
+    /// One request on `conn`; marks the connection `ending` when this was its last.
     async fn exchange(&self, conn: &mut Conn) -> Result<Answer, AttemptError> {
-        let Conn { sender, driver } = conn;
-        match driver {
-            Driver::Task(_) => self.exchange_on(sender).await,
-            Driver::Inline { conn, done } => drive(conn, done, self.exchange_on(sender)).await,
+        let last = self.policy.last_request(conn.born, conn.served);
+        let Conn { sender, driver, .. } = conn;
+        let r = match driver {
+            Driver::Task(_) => self.exchange_on(sender, last).await,
+            Driver::Inline { conn, done } => drive(conn, done, self.exchange_on(sender, last)).await,
+        };
+        if let Ok((_, server_closes)) = &r {
+            conn.served += 1;
+            conn.ending = last || *server_closes;
         }
+        r.map(|(a, _)| a)
     }
 
-    async fn exchange_on(&self, sender: &mut SendRequest<Empty<Bytes>>) -> Result<Answer, AttemptError> {
-        sender.ready().await.map_err(|e| classify(&e, true))?;
-        let resp = sender.send_request(self.request()).await.map_err(|e| classify(&e, true))?;
+    /// The answer, and whether the server closes the connection after it.
+    async fn exchange_on(&self, sender: &mut SendRequest<Empty<Bytes>>, last: bool) -> Result<(Answer, bool), AttemptError> {
+        // Not ready = the connection ended before this request was handed over.
+        sender.ready().await.map_err(|e| AttemptError { unsent: true, ..classify(&e) })?;
+        let resp = match sender.try_send_request(self.request(last)).await {
+            Ok(r) => r,
+            // hyper hands the request back only when its connection task never took it from the
+            // queue: not a byte of it was written. Once taken, an error comes without it.
+            Err(mut e) => return Err(AttemptError { unsent: e.take_message().is_some(), ..classify(e.error()) }),
+        };
         let status = resp.status().as_u16();
         let h = resp.headers();
         let backend = h.get(&self.backend_header).map_or(0, |v| self.backends.intern(v.as_bytes()));
         let version = h.get(&self.version_header).map_or(0, |v| self.versions.intern(v.as_bytes()));
+        // hyper closes the connection after such an answer; knowing it here keeps the connection
+        // out of the pool instead of handing the next request a closing one.
+        let server_closes = h.get(CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+            || resp.version() < hyper::Version::HTTP_11;
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
-            frame.map_err(|e| classify(&e, false))?;
+            frame.map_err(|e| classify(&e))?;
         }
-        Ok(Answer { status, backend, version })
+        Ok((Answer { status, backend, version }, server_closes))
     }
 
     /// One request on `slot`'s connection (or a pooled or new one), with the one allowed retry.
-    /// On success the connection is left in `slot`; on failure, or when the caller gives up
-    /// waiting (a timeout drops this future), `slot` is empty: the connection in use is owned
-    /// here, so one still carrying an unanswered request is closed at once instead of going
-    /// back for reuse (where hyper would only then find the request abandoned and fail the next
-    /// request on it into a retry).
-    async fn attempt(&self, slot: &mut Option<Conn>, fl: &mut u8, inline: bool) -> Result<Answer, FailureKind> {
+    /// On success the connection is left in `slot` (the caller ends it if it is `ending`); on
+    /// failure, or when the caller gives up waiting (a timeout drops this future), `slot` is
+    /// empty: the connection in use is owned here, so one still carrying an unanswered request is
+    /// closed at once instead of going back for reuse.
+    async fn attempt(self: &Arc<Self>, slot: &mut Option<Conn>, fl: &mut u8, inline: bool) -> Result<Answer, FailureKind> {
         loop {
             // A retry goes out on a new connection: the server that closed one idle connection
             // (a reload, a graceful stop) is closing the others in the pool at the same moment.
             let pooled = if *fl & flags::RETRIED == 0 {
-                slot.take().filter(|c| !c.is_closed()).or_else(|| self.checkout_idle())
+                slot.take().filter(|c| !c.is_closed() && !c.ending).or_else(|| if inline { None } else { self.checkout_idle() })
             } else {
                 None
             };
@@ -384,7 +550,10 @@ impl Shared {
                     return Ok(a);
                 }
                 Err(e) => {
-                    if reused && e.before_response && self.retry && *fl & flags::RETRIED == 0 {
+                    drop(conn);
+                    // A fresh connection that ends before the request is written is a server
+                    // refusing service, not an idle close: a failure.
+                    if reused && e.unsent && self.retry && *fl & flags::RETRIED == 0 {
                         *fl |= flags::RETRIED;
                         self.counters.retried.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -423,7 +592,7 @@ impl Shared {
     }
 }
 
-fn classify(e: &hyper::Error, before_response: bool) -> AttemptError {
+fn classify(e: &hyper::Error) -> AttemptError {
     let kind = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         FailureKind::ProtocolError
     } else if e.is_timeout() {
@@ -447,7 +616,7 @@ fn classify(e: &hyper::Error, before_response: bool) -> AttemptError {
         }
         kind
     };
-    AttemptError { kind, before_response: before_response && kind == FailureKind::Reset }
+    AttemptError { kind, unsent: false }
 }
 
 async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done: mpsc::Sender<()>) {
@@ -462,8 +631,10 @@ async fn open_request(sh: Arc<Shared>, planned: Instant, planned_ns: u64, _done:
             let r = tokio::time::timeout_at((started + sh.timeout).into(), sh.attempt(&mut slot, &mut fl, false))
                 .await
                 .unwrap_or(Err(FailureKind::Timeout));
-            if let Some(c) = slot {
-                sh.check_in(c);
+            match slot {
+                Some(c) => sh.check_in(c),
+                // Failed or timed out: its connection is closed.
+                None => sh.replenish(),
             }
             sh.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
             (Some(started), r)
@@ -483,10 +654,9 @@ fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtim
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
-    let mut n = 0u64;
     let mut ended = false;
-    'plan: for off in schedule.offsets() {
-        if n >= max {
+    'plan: for (n, off) in schedule.offsets().enumerate() {
+        if n as u64 >= max {
             ended = true;
             break;
         }
@@ -505,7 +675,6 @@ fn timer_thread(sh: Arc<Shared>, schedule: Schedule, max: u64, rt: tokio::runtim
             }
             drop(sh.wake.1.wait_timeout(guard, at - now).unwrap());
         }
-        n += 1;
         sh.counters.planned.fetch_add(1, Ordering::Relaxed);
         rt.spawn(open_request(sh.clone(), at, off, done.clone()));
     }
@@ -624,11 +793,14 @@ impl Load {
             version_header: header_name(&cfg.version_header)?,
             timeout: cfg.timeout,
             retry: cfg.retry_closed_idle,
+            policy: cfg.connection,
+            warm,
+            live: Arc::new(AtomicUsize::new(0)),
             t0: Instant::now(),
             log: Mutex::new(RecordLog::default()),
             backends: Interner::default(),
             versions: Interner::default(),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             limit: Semaphore::new(limit),
             counters: Counters::default(),
             stop: AtomicBool::new(false),
@@ -639,7 +811,7 @@ impl Load {
         // Reachability first, with a clear message, instead of a run full of connect failures.
         let first = tokio::time::timeout(cfg.timeout, sh.connect(false))
             .await
-            .map_err(|_| AttemptError { kind: FailureKind::Timeout, before_response: true })
+            .map_err(|_| AttemptError { kind: FailureKind::Timeout, unsent: true })
             .and_then(|r| r)
             .map_err(|e| {
                 anyhow!("cannot reach {} ({}): {}", cfg.url, sh.target.addr, match e.kind {
@@ -765,6 +937,8 @@ impl Load {
             end = self.sh.loops_ended_ns.load(Ordering::Relaxed);
         }
         let log = std::mem::take(&mut *self.sh.log.lock().unwrap());
+        // No replacement connection may land in the pool after it is emptied.
+        stop(&self.sh);
         self.sh.idle.lock().unwrap().clear();
         self.report(log, end)
     }
@@ -782,6 +956,7 @@ impl Load {
             planned: c.planned.load(Ordering::Relaxed),
             connections_opened: c.connections.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
+            connection_policy: self.cfg.connection,
             backends: self.sh.backends.names(),
             versions: self.sh.versions.names(),
             records,
@@ -855,6 +1030,7 @@ pub struct Report {
     pub planned: u64,
     pub connections_opened: u64,
     pub retried: u64,
+    pub connection_policy: ConnectionPolicy,
     /// Backend header values; records index into it, 0 = absent.
     pub backends: Vec<String>,
     pub versions: Vec<String>,
@@ -877,5 +1053,31 @@ impl Report {
 
     pub fn summary(&self, bucket: Duration) -> Summary {
         Summary::from_report(self, bucket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionPolicy;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_connection_life_ends_by_count_or_age() {
+        let now = Instant::now();
+        let old = now - Duration::from_secs(2);
+        assert!(!ConnectionPolicy::KEEP_ALIVE.last_request(old, 1_000_000));
+        assert!(ConnectionPolicy::NO_KEEPALIVE.last_request(now, 0));
+        let checks = ConnectionPolicy::CHECKS;
+        assert!(!checks.last_request(now, 0));
+        assert!(!checks.last_request(now, 30));
+        assert!(checks.last_request(now, 31), "the 32nd request is the last");
+        assert!(checks.last_request(old, 0), "older than 1 s: the next request is the last");
+        assert!(!ConnectionPolicy::NO_KEEPALIVE.keep_alive() && checks.keep_alive());
+        assert_eq!(
+            ConnectionPolicy::describe(Some(32), Some(1.0), Some(1.0)),
+            "keep-alive, at most 32 requests or 1s per connection, closed after 1s idle"
+        );
+        assert_eq!(ConnectionPolicy::describe(None, None, None), "keep-alive, connections live as long as the server keeps them");
+        assert_eq!(ConnectionPolicy::describe(Some(1), None, None), "no keep-alive (a new connection per request)");
     }
 }

@@ -30,7 +30,7 @@ mod record;
 mod schedule;
 mod summary;
 
-pub use engine::{Load, LoadConfig, LoadHandle, Mode, Progress, Report, Target};
+pub use engine::{ConnectionPolicy, Load, LoadConfig, LoadHandle, Mode, Progress, Report, Target};
 pub use record::{flags, FailureKind, Interner, Outcome, Record, RecordLog};
 pub use schedule::{parse_duration, parse_ramp, parse_rate, Offsets, Rate, Schedule};
 pub use summary::{Bucket, Percentiles, Seen, Summary, SCHEMA_VERSION};

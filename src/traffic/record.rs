@@ -81,8 +81,9 @@ impl Outcome {
 pub mod flags {
     /// The request was written to a connection (it got one, and the connect succeeded).
     pub const SENT: u8 = 1;
-    /// The first attempt died on a reused keep-alive connection that the server had closed, and the
-    /// request was sent again on a fresh connection (RFC 9112 §9.3.1 allows it for GET).
+    /// The request found its reused keep-alive connection closed before a byte of it was written
+    /// (hyper handed it back unsent), and was sent on a fresh connection instead. A request that
+    /// was written is never sent again, whatever happened to it.
     pub const RETRIED: u8 = 2;
     /// The request paid for opening a new connection.
     pub const NEW_CONNECTION: u8 = 4;

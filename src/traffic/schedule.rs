@@ -187,7 +187,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 }
 
 fn secs_to_duration(secs: f64, s: &str) -> anyhow::Result<Duration> {
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         bail!("`{s}` is not a usable duration");
     }
     Ok(Duration::from_secs_f64(secs))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Mode, Report};
+use super::engine::{ConnectionPolicy, Mode, Report};
 use super::record::{Outcome, Record};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
@@ -36,9 +36,20 @@ pub struct Summary {
     pub ok: u64,
     /// Everything else: 4xx/5xx responses and requests without a response.
     pub failed: u64,
-    /// Requests sent a second time after a reused connection turned out closed by the server.
+    /// Requests sent a second time because their reused connection turned out closed before they
+    /// were written (never one that reached the server: that one is a failure).
     pub retried: u64,
     pub connections_opened: u64,
+    /// Requests per connection (the last carries `Connection: close`); null = unlimited, 1 = no
+    /// keep-alive. Absent in summaries written before it existed.
+    #[serde(default)]
+    pub max_requests_per_connection: Option<u32>,
+    /// A connection this old serves its next request as its last; null = no limit.
+    #[serde(default)]
+    pub connection_max_age_s: Option<f64>,
+    /// A connection idle this long is closed instead of reused; null = no limit.
+    #[serde(default)]
+    pub connection_max_idle_s: Option<f64>,
     /// planned / duration_s.
     pub planned_rps: f64,
     /// sent / the time it took to send them (at least duration_s).
@@ -165,7 +176,7 @@ impl Summary {
             ok += is_ok as u64;
             let b = bucket_of(r);
             if timeline.len() <= b {
-                timeline.resize_with(b + 1, || Bucket::empty());
+                timeline.resize_with(b + 1, Bucket::empty);
                 per_bucket_done.resize(b + 1, 0);
             }
             let tb = &mut timeline[b];
@@ -268,6 +279,9 @@ impl Summary {
             failed: total - ok,
             retried: rep.retried,
             connections_opened: rep.connections_opened,
+            max_requests_per_connection: rep.connection_policy.max_requests,
+            connection_max_age_s: rep.connection_policy.max_age.map(|a| a.as_secs_f64()),
+            connection_max_idle_s: rep.connection_policy.max_idle.map(|a| a.as_secs_f64()),
             planned_rps,
             achieved_rps,
             rate_held: schedule.map(|_| achieved_rps >= 0.99 * planned_rps),
@@ -304,6 +318,11 @@ impl Summary {
             o,
             "  requests   planned {}  sent {}  completed {}  ok {}  failed {}  (retried {}, connections opened {})",
             self.planned, self.sent, self.completed, self.ok, self.failed, self.retried, self.connections_opened
+        );
+        let _ = writeln!(
+            o,
+            "  connections {}",
+            ConnectionPolicy::describe(self.max_requests_per_connection, self.connection_max_age_s, self.connection_max_idle_s)
         );
         let _ = writeln!(
             o,
