@@ -3,6 +3,7 @@
 //! [`Verdict`] with its evidence; [`runner`] runs the good variant and the negative control.
 
 pub mod actions;
+pub mod capacity;
 pub mod context;
 pub mod http_probe;
 pub mod negative;

@@ -66,6 +66,11 @@ pub async fn run_variant(cluster: &Cluster, stack: Stack, check: &CheckSpec, run
         Err(e) => return Verdict::skipped(format!("{e:#}")),
     };
     let _cluster = lock_cluster(&check.name).await;
+    let _room = super::capacity::reserve(&cluster.client, super::capacity::stack_peak(&stack), |why| match &opts.progress {
+        Some(bar) if !bar.is_hidden() => bar.set_message(format!("{label}: {why}")),
+        _ => eprintln!("{label}: {why}"),
+    })
+    .await;
     // One namespace per check and variant.
     let ns = crate::apply::render::namespace_name(&format!("{}-{}", stack.name(), check.name), stack.variant.as_deref(), run_id);
     if let Err(e) = cleanup.track(&ns) {
