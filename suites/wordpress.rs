@@ -102,9 +102,16 @@ mod manifests {
             assert!(req["cpu"].is_string() && req["memory"].is_string(), "{name}: {req}");
             assert_eq!(req, lim, "{name}: requests must equal limits");
             assert_eq!(c["command"].as_array().unwrap()[..4], [json!("dumb-init"), json!("--rewrite"), json!("15:3"), json!("--")], "{name}");
-            let sleep = &c["lifecycle"]["preStop"]["exec"]["command"];
-            assert_eq!(sleep[0], "sleep", "{name}: preStop {sleep}");
-            let secs: i64 = sleep[1].as_str().unwrap().parse().unwrap();
+            // nginx's hook is `sleep 20`; php-fpm's sleeps as long, then waits for nginx to let go
+            // of port 80 (`sh -c "sleep 20; …"`).
+            let hook = &c["lifecycle"]["preStop"]["exec"]["command"];
+            let words: Vec<&str> = hook.as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+            let sleep = match words[..] {
+                ["sleep", secs] => secs,
+                ["sh", "-c", script] => script.strip_prefix("sleep ").and_then(|r| r.split(';').next()).unwrap_or(""),
+                _ => "",
+            };
+            let secs: i64 = sleep.parse().unwrap_or_else(|_| panic!("{name}: preStop begins with a sleep: {hook}"));
             assert!(secs >= 5 && secs < grace, "{name}: preStop sleeps {secs}s of a {grace}s grace period");
         }
         let probe = &container(d, "nginx")["readinessProbe"]["httpGet"];
