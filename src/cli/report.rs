@@ -29,8 +29,10 @@ pub struct MergeArgs {
     /// Write the run report (JSON) here.
     #[arg(long, value_name = "OUT")]
     pub json: PathBuf,
+    /// Also write the self-contained HTML page here.
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
+    /// Also write JUnit XML here.
     #[arg(long, value_name = "OUT")]
     pub junit: Option<PathBuf>,
 }

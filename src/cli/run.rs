@@ -39,10 +39,13 @@ pub struct RunArgs {
     /// Base image of every fixture image (point it at a mirror).
     #[arg(long, env = "SEAWORTHY_BASE_IMAGE", default_value = "debian:bookworm-slim")]
     pub base: String,
+    /// Write the run report (JSON: every check, its traffic and its events) here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write JUnit XML here (one test case per check, for CI).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
