@@ -24,7 +24,7 @@ pub struct Resources {
 }
 
 impl Resources {
-    fn add(self, o: Resources) -> Resources {
+    pub fn add(self, o: Resources) -> Resources {
         Resources { cpu_m: self.cpu_m + o.cpu_m, mem_mib: self.mem_mib + o.mem_mib }
     }
 
@@ -34,6 +34,11 @@ impl Resources {
 
     fn max(self, o: Resources) -> Resources {
         Resources { cpu_m: self.cpu_m.max(o.cpu_m), mem_mib: self.mem_mib.max(o.mem_mib) }
+    }
+
+    /// Does this fit into `room`, in CPU and in memory?
+    pub fn within(self, room: Resources) -> bool {
+        self.cpu_m <= room.cpu_m && self.mem_mib <= room.mem_mib
     }
 
     pub fn describe(&self) -> String {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use super::endpoints::{self, SERVICE_NAME_LABEL};
 use super::hpa::{self, ReplicaTarget};
 use super::{Progress, controlled_by, jobs, name_of, nodes, pods, pvc, rollout};
+use crate::checks::capacity::{Resources, pod_requests};
 
 /// Why a wait ended without its condition holding.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,52 @@ pub struct Snapshot {
     pub events: Cache<Event>,
     pub jobs: Cache<Job>,
     pub apiservices: Cache<APIService>,
+    /// Room that terminating Pods of the watched ones are giving back (see [`Freeing`]).
+    pub freeing: Freeing,
+}
+
+/// How long after the last terminating Pod left a refusal for lack of room still counts as
+/// "the scheduler has not tried again yet": it retries a Pod it turned away when an assigned
+/// Pod is deleted, after at most its 10 s backoff.
+pub const ROOM_SETTLE: Duration = Duration::from_secs(15);
+
+/// Requests that terminating Pods still hold, and when such Pods were last seen. On a full node
+/// the Pods a rolling update adds are refused ("Insufficient cpu") while the ones they replace
+/// run their preStop hooks, and placed as soon as those are gone: a 1.24 Deployment does not wait
+/// for its terminating Pods before it adds the next. On the one-node lab cluster wordpress's
+/// rollout (preStop 20 s, four Pods terminating at once at most) was judged failed on that
+/// refusal although it went on to complete. A refusal is only taken as final when no room is
+/// coming that would fit the Pod, so a Pod that asks for more than any Pod gives back (the
+/// insufficient-resources check's 1000 CPUs) still fails at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Freeing {
+    pub requests: Resources,
+    pub seen: Option<Instant>,
+}
+
+impl Freeing {
+    /// Note the terminating Pods among `pods` (the room they hold is remembered while they
+    /// are there, and for [`ROOM_SETTLE`] after the last is gone).
+    pub fn note(&mut self, pods: &[Pod], now: Instant) {
+        let held = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .filter_map(|p| p.spec.as_ref())
+            .map(pod_requests)
+            .fold(Resources::default(), Resources::add);
+        if held != Resources::default() {
+            self.requests = held;
+            self.seen = Some(now);
+        }
+    }
+
+    /// Will the room being given back fit this refused Pod (so the refusal is not final yet)?
+    pub fn would_fit(&self, pod: &Pod, diagnosis: &pods::Diagnosis, now: Instant) -> bool {
+        diagnosis.reason == "Unschedulable"
+            && diagnosis.message.contains("Insufficient ")
+            && self.seen.is_some_and(|t| now.saturating_duration_since(t) < ROOM_SETTLE)
+            && pod.spec.as_ref().is_some_and(|spec| pod_requests(spec).within(self.requests))
+    }
 }
 
 impl Snapshot {
@@ -221,7 +268,18 @@ impl Waiter {
     ) -> Result<Snapshot, WaitError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut snapshot = self.snapshot;
-        let mut updates = futures::stream::select_all(self.streams);
+        let mut streams = self.streams;
+        // Judgements that depend on time (a refusal for lack of room becomes final once
+        // ROOM_SETTLE has passed without terminating Pods) are run again every second even
+        // when no watch delivers anything.
+        streams.push(
+            futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some((Ok(Box::new(|_: &mut Snapshot| {}) as Update), ()))
+            })
+            .boxed(),
+        );
+        let mut updates = futures::stream::select_all(streams);
         let mut last = "the watches have not delivered their initial lists".to_string();
         let mut last_error: Option<String> = None;
         let timed_out = |last: &str, err: &Option<String>| WaitError::Timeout {
@@ -246,6 +304,8 @@ impl Waiter {
                 Err(e) => last_error = Some(e),
                 Ok(apply) => {
                     apply(&mut snapshot);
+                    let pods = snapshot.pods.objects();
+                    snapshot.freeing.note(&pods, Instant::now());
                     if !snapshot.synced() {
                         continue;
                     }
@@ -276,11 +336,13 @@ fn events_about(kind: &str, name: &str) -> watcher::Config {
 }
 
 /// The first fail-fast diagnosis among these Pods (terminating ones are on their way out and
-/// do not count).
-fn first_diagnosis(pods: &[Pod], events: &[Event]) -> Option<String> {
+/// do not count, nor does a refusal for room that terminating Pods are giving back).
+fn first_diagnosis(s: &Snapshot, pods: &[Pod]) -> Option<String> {
+    let events = s.events.objects();
+    let now = Instant::now();
     pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .find_map(|p| pods::diagnose(p, events))
+        .find_map(|p| pods::diagnose(p, &events).filter(|d| !s.freeing.would_fit(p, d, now)))
         .map(|d| d.to_string())
 }
 
@@ -299,7 +361,7 @@ pub fn judge_deployment(s: &Snapshot, name: &str) -> Progress {
             .into_iter()
             .filter(|p| controlled_by(&p.metadata, &new_uid))
             .collect();
-        if let Some(d) = first_diagnosis(&new_pods, &s.events.objects()) {
+        if let Some(d) = first_diagnosis(s, &new_pods) {
             return Progress::Failed(d);
         }
     }
@@ -323,7 +385,7 @@ pub fn judge_statefulset(s: &Snapshot, name: &str) -> Progress {
             .into_iter()
             .filter(|p| controlled_by(&p.metadata, uid))
             .collect();
-        if let Some(d) = first_diagnosis(&owned, &events) {
+        if let Some(d) = first_diagnosis(s, &owned) {
             return Progress::Failed(d);
         }
     }
@@ -425,7 +487,7 @@ pub async fn pods_ready(
             timeout,
             |s| {
                 let all = s.pods.objects();
-                if let Some(d) = first_diagnosis(&all, &s.events.objects()) {
+                if let Some(d) = first_diagnosis(s, &all) {
                     return Progress::Failed(d);
                 }
                 let verdicts: Vec<Progress> = all.iter().map(pods::pod_ready).collect();
@@ -743,6 +805,43 @@ mod tests {
         s.pods
             .apply(watcher::Event::Apply(load("pod-unschedulable.json")));
         assert!(judge_deployment(&s, "web").is_waiting());
+    }
+
+    /// Derived: web's new ReplicaSet's Pod refused for lack of CPU (the captured unschedulable
+    /// Pod, asking `cpu`), while the captured terminating Pod (10m, 16Mi) is still there.
+    fn refused_beside_a_terminating_pod(cpu: &str) -> Snapshot {
+        let mut s = rollout_snapshot("deployment-rollout-midway-observed.json");
+        let rs_uid = s.replica_sets.get("web-57d8bfc944").unwrap().metadata.uid.clone().unwrap();
+        let mut v = value("pod-unschedulable.json");
+        v["metadata"]["ownerReferences"] = serde_json::json!([{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-57d8bfc944",
+            "uid": rs_uid, "controller": true, "blockOwnerDeletion": true
+        }]);
+        v["spec"]["containers"][0]["resources"]["requests"]["cpu"] = cpu.into();
+        s.pods.apply(watcher::Event::Apply(from_value(v)));
+        s
+    }
+
+    #[test]
+    fn a_refusal_for_room_that_terminating_pods_give_back_is_not_final_until_they_are_gone() {
+        let now = Instant::now();
+        // Asks for 10m: the terminating Pod gives back 10m, 16Mi. Not final while it is there.
+        let mut s = refused_beside_a_terminating_pod("10m");
+        s.freeing.note(&s.pods.objects(), now);
+        assert!(judge_deployment(&s, "web").is_waiting(), "{:?}", judge_deployment(&s, "web"));
+        // Nor just after it left (the scheduler tries again within its backoff) ...
+        s.pods.apply(watcher::Event::Delete(load("pod-terminating.json")));
+        s.freeing.note(&s.pods.objects(), now + Duration::from_secs(1));
+        assert!(judge_deployment(&s, "web").is_waiting());
+        // ... but once ROOM_SETTLE has passed with nothing terminating, the refusal stands.
+        s.freeing.seen = Some(now - ROOM_SETTLE - Duration::from_secs(1));
+        assert!(matches!(judge_deployment(&s, "web"), Progress::Failed(r) if r.contains("Insufficient cpu")));
+
+        // More than any terminating Pod gives back (the insufficient-resources check's edit):
+        // final at once.
+        let mut s = refused_beside_a_terminating_pod("50");
+        s.freeing.note(&s.pods.objects(), now);
+        assert!(matches!(judge_deployment(&s, "web"), Progress::Failed(r) if r.contains("Insufficient cpu")));
     }
 
     #[test]
