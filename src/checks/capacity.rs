@@ -51,39 +51,44 @@ impl Resources {
     }
 }
 
-/// `100m`, `1`, `0.5`, `2500u` as millicores (rounded up).
-pub fn cpu_millis(q: &str) -> Option<u64> {
-    let (num, scale) = match q.strip_suffix('m') {
-        Some(n) => (n, 1.0),
-        None => match q.strip_suffix('u') {
-            Some(n) => (n, 0.001),
-            None => match q.strip_suffix('n') {
-                Some(n) => (n, 0.000_001),
-                None => (q, 1000.0),
-            },
-        },
-    };
-    num.parse::<f64>().ok().map(|v| (v * scale).ceil() as u64)
-}
-
-/// `64Mi`, `1Gi`, `128974848`, `129e6`, `123M` as MiB (rounded up).
-pub fn mebibytes(q: &str) -> Option<u64> {
-    const UNITS: [(&str, f64); 12] = [
+/// A quantity (`100m`, `1k`, `64Mi`, `129e6`, `1500u`) as a plain number: every suffix the
+/// API's canonical form uses, since the API rewrites what a manifest says (`cpu: "1000"` is read
+/// back as `1k`).
+pub fn quantity(q: &str) -> Option<f64> {
+    const SUFFIXES: [(&str, f64); 16] = [
         ("Ki", 1024.0),
         ("Mi", 1048576.0),
         ("Gi", 1073741824.0),
         ("Ti", 1099511627776.0),
         ("Pi", 1125899906842624.0),
         ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
         ("k", 1e3),
         ("M", 1e6),
         ("G", 1e9),
         ("T", 1e12),
         ("P", 1e15),
         ("E", 1e18),
+        ("", 1.0),
     ];
-    let (num, factor) = UNITS.iter().find_map(|(u, f)| q.strip_suffix(u).map(|n| (n, *f))).unwrap_or((q, 1.0));
-    num.parse::<f64>().ok().map(|v| (v * factor / 1048576.0).ceil() as u64)
+    let q = q.trim();
+    SUFFIXES.iter().find_map(|(suffix, factor)| {
+        let num = q.strip_suffix(suffix)?;
+        // `1e3` is an exponent, not exa; `1E` is exa (a number never ends in `e`/`E`).
+        num.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v * factor)
+    })
+}
+
+/// CPU as millicores, rounded up.
+pub fn cpu_millis(q: &str) -> Option<u64> {
+    quantity(q).map(|v| (v * 1000.0 - 1e-9).ceil().max(0.0) as u64)
+}
+
+/// Memory as MiB, rounded up.
+pub fn mebibytes(q: &str) -> Option<u64> {
+    quantity(q).map(|v| (v / 1048576.0 - 1e-9).ceil().max(0.0) as u64)
 }
 
 /// What one Pod asks of a node: the containers' requests added up, or the largest init
@@ -217,6 +222,13 @@ mod tests {
         assert_eq!(cpu_millis("1"), Some(1000));
         assert_eq!(cpu_millis("0.25"), Some(250));
         assert_eq!(cpu_millis("1500u"), Some(2));
+        // What the API gives back for a manifest's `cpu: "1000"` (the insufficient-resources
+        // variant): read as 0 before, which made a 1000-CPU Pod look like it would fit.
+        assert_eq!(cpu_millis("1k"), Some(1_000_000));
+        assert_eq!(cpu_millis("2e3"), Some(2_000_000));
+        assert_eq!(cpu_millis("250000n"), Some(1));
+        assert_eq!(cpu_millis("lots"), None);
+        assert_eq!(mebibytes("1E"), Some(953_674_316_407));
         assert_eq!(mebibytes("64Mi"), Some(64));
         assert_eq!(mebibytes("1Gi"), Some(1024));
         assert_eq!(mebibytes("128974848"), Some(123));

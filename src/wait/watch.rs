@@ -839,9 +839,12 @@ mod tests {
 
         // More than any terminating Pod gives back (the insufficient-resources check's edit):
         // final at once.
-        let mut s = refused_beside_a_terminating_pod("50");
-        s.freeing.note(&s.pods.objects(), now);
-        assert!(matches!(judge_deployment(&s, "web"), Progress::Failed(r) if r.contains("Insufficient cpu")));
+        // `1k` is how the API hands back a manifest's `cpu: "1000"`.
+        for cpu in ["50", "1k"] {
+            let mut s = refused_beside_a_terminating_pod(cpu);
+            s.freeing.note(&s.pods.objects(), now);
+            assert!(matches!(judge_deployment(&s, "web"), Progress::Failed(r) if r.contains("Insufficient cpu")), "{cpu}");
+        }
     }
 
     #[test]
