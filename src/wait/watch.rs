@@ -147,9 +147,9 @@ pub struct Freeing {
 impl Freeing {
     /// Note the terminating Pods among `pods` (the room they hold is remembered while they
     /// are there, and for [`ROOM_SETTLE`] after the last is gone).
-    pub fn note(&mut self, pods: &[Pod], now: Instant) {
+    pub fn note<'a>(&mut self, pods: impl IntoIterator<Item = &'a Pod>, now: Instant) {
         let held = pods
-            .iter()
+            .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_some())
             .filter_map(|p| p.spec.as_ref())
             .map(pod_requests)
@@ -304,8 +304,8 @@ impl Waiter {
                 Err(e) => last_error = Some(e),
                 Ok(apply) => {
                     apply(&mut snapshot);
-                    let pods = snapshot.pods.objects();
-                    snapshot.freeing.note(&pods, Instant::now());
+                    // Every update, so read in place: no copy of the namespace's Pods.
+                    snapshot.freeing.note(snapshot.pods.items.values(), Instant::now());
                     if !snapshot.synced() {
                         continue;
                     }

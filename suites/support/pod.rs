@@ -150,13 +150,7 @@ pub fn sigterm(proc: &Proc) -> Result<()> {
     proc.signal_group(Signal::SIGTERM)
 }
 
-/// CPU quantity in millicores ("0.1", "100m", "2", "1000").
+/// CPU quantity in millicores ("0.1", "100m", "2", "1000", "1k"), read as the harness reads it.
 pub fn cpu_millis(q: &str) -> Result<u64> {
-    let q = q.trim();
-    if let Some(m) = q.strip_suffix('m') {
-        return m.parse().with_context(|| format!("bad CPU quantity {q:?}"));
-    }
-    let cores: f64 = q.parse().with_context(|| format!("bad CPU quantity {q:?}"))?;
-    ensure!(cores >= 0.0 && cores.is_finite(), "bad CPU quantity {q:?}");
-    Ok((cores * 1000.0).round() as u64)
+    seaworthy::checks::capacity::cpu_millis(q).with_context(|| format!("bad CPU quantity {q:?}"))
 }
